@@ -1,0 +1,1 @@
+//! CPU dequantisation of every supported type to f32.

@@ -1,0 +1,4 @@
+//! rustorch: runs GGUF language models on any GPU through wgpu, by compiling the model
+//! into a static compute graph. See `DESIGN.md` in the repository for the architecture.
+
+pub mod gguf;
