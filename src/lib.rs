@@ -2,3 +2,4 @@
 //! into a static compute graph. See `DESIGN.md` in the repository for the architecture.
 
 pub mod gguf;
+pub mod synth;

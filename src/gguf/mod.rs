@@ -4,6 +4,7 @@ pub mod dequant;
 mod file;
 pub mod quantize;
 mod reader;
+pub mod summary;
 pub mod types;
 pub mod value;
 pub mod writer;

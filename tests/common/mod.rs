@@ -1,0 +1,30 @@
+//! Shared by the integration tests: where the real models are, and what to do when
+//! they are not there (fail under CI, skip loudly elsewhere).
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+
+pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
+
+/// The path of a real model, or `None` (after a loud message) when it is missing
+/// outside CI. Under `CI=true` a missing model fails the test.
+pub fn real_model(file: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("RUSTORCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let path = dir.join(file);
+    if path.is_file() {
+        return Some(path);
+    }
+    let message = format!(
+        "{} is missing: run scripts/fetch-models.sh (or set RUSTORCH_MODELS)",
+        path.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("\n*** SKIPPED: {message} ***\n");
+    None
+}
