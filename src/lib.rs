@@ -2,4 +2,7 @@
 //! into a static compute graph. See `DESIGN.md` in the repository for the architecture.
 
 pub mod gguf;
+pub mod graph;
+pub mod model;
+pub mod runtime;
 pub mod synth;

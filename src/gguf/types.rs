@@ -160,6 +160,21 @@ fn unsupported_ggml_type_name(id: u32) -> Option<&'static str> {
     })
 }
 
+/// Serialised as ggml's name (`"Q4_K"`), as plan files and JSON dumps show it.
+impl serde::Serialize for GgmlType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GgmlType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        GgmlType::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown ggml type `{name}`")))
+    }
+}
+
 impl fmt::Display for GgmlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -56,7 +56,8 @@ impl Quant {
 fn use_more_bits(layer: u64, n_layers: u64) -> bool {
     layer < n_layers / 8
         || layer >= 7 * n_layers / 8
-        || (layer >= n_layers / 8 && (layer - n_layers / 8) % 3 == 2)
+        // Only reached when layer ≥ n_layers / 8, so the subtraction cannot underflow.
+        || (layer - n_layers / 8) % 3 == 2
 }
 
 /// A k-quant needs rows of whole 256-weight super-blocks; llama.cpp falls back to

@@ -1,0 +1,8 @@
+//! Model hyper-parameters per architecture.
+
+mod config;
+
+pub use config::{
+    Activation, Architecture, ConfigError, LayerAttention, ModelConfig, RopeMode,
+    SUPPORTED_ARCHITECTURES,
+};

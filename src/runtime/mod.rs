@@ -1,0 +1,11 @@
+//! Running graphs: the CPU interpreter (the reference), the KV cache, sessions and sampling.
+
+pub mod cpu;
+mod kv;
+
+pub use kv::{KvCache, KvType};
+mod sampler;
+mod session;
+
+pub use sampler::{argmax, Sampler, SamplerConfig};
+pub use session::{LoadError, Model, Session};

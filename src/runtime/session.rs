@@ -1,0 +1,106 @@
+//! A loaded model and a session over it: the KV cache, the position, and steps that
+//! turn tokens into logits.
+
+use std::path::Path;
+
+use super::cpu::{CpuInterpreter, RunError};
+use super::{KvCache, KvType};
+use crate::gguf::{GgufError, GgufFile};
+use crate::graph::{Graph, LogitRows};
+use crate::model::{ConfigError, ModelConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("{path}: {source}")]
+    Config { path: String, source: ConfigError },
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// A GGUF model with its configuration and graphs (one yielding logits for every
+/// position, one for the last position only; both share one cache layout).
+pub struct Model {
+    pub gguf: GgufFile,
+    pub config: ModelConfig,
+    pub graph_all: Graph,
+    pub graph_last: Graph,
+}
+
+impl Model {
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, LoadError> {
+        let gguf = GgufFile::open(path.as_ref())?;
+        let config = ModelConfig::from_gguf(gguf.header()).map_err(|source| LoadError::Config {
+            path: path.as_ref().display().to_string(),
+            source,
+        })?;
+        let graph_all = Graph::build(&config, gguf.header(), LogitRows::All);
+        let graph_last = Graph::build(&config, gguf.header(), LogitRows::Last);
+        Ok(Model {
+            gguf,
+            config,
+            graph_all,
+            graph_last,
+        })
+    }
+
+    /// A session with a cache of `context` positions (the model's own length when `None`).
+    pub fn session(
+        &self,
+        context: Option<usize>,
+        kv_type: KvType,
+    ) -> Result<Session<'_>, RunError> {
+        let capacity = context.unwrap_or(self.config.context_length);
+        Ok(Session {
+            model: self,
+            all: CpuInterpreter::new(&self.graph_all, &self.gguf)?,
+            last: CpuInterpreter::new(&self.graph_last, &self.gguf)?,
+            kv: KvCache::new(&self.graph_all, capacity, kv_type),
+            past: 0,
+        })
+    }
+}
+
+/// One conversation's state: what is in the KV cache and where the next token goes.
+pub struct Session<'m> {
+    model: &'m Model,
+    all: CpuInterpreter<'m>,
+    last: CpuInterpreter<'m>,
+    kv: KvCache,
+    past: usize,
+}
+
+impl Session<'_> {
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// Tokens already in the cache.
+    pub fn position(&self) -> usize {
+        self.past
+    }
+
+    pub fn context(&self) -> usize {
+        self.kv.capacity()
+    }
+
+    /// Forgets everything: the next step starts at position 0.
+    pub fn reset(&mut self) {
+        self.past = 0;
+    }
+
+    /// Runs `tokens` and returns the logits of every one (`tokens.len() × n_vocab`).
+    pub fn logits_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
+        let logits = self.all.run(tokens, self.past, &mut self.kv)?;
+        self.past += tokens.len();
+        Ok(logits)
+    }
+
+    /// Runs `tokens` and returns the logits of the last one (`n_vocab`).
+    pub fn logits_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
+        let logits = self.last.run(tokens, self.past, &mut self.kv)?;
+        self.past += tokens.len();
+        Ok(logits)
+    }
+}
