@@ -112,20 +112,24 @@ impl<'a> Builder<'a> {
         self.graph.add(Op::MatMul { weight }, out, name, &[x])
     }
 
-    pub fn rope(&mut self, x: NodeId, layer: usize, label: &str) -> NodeId {
+    fn rope_of(&self, layer: usize) -> Rope {
         let c = self.config;
-        let op = Op::Rope(Rope {
+        Rope {
             mode: c.rope_mode,
             head_dim: c.head_dim,
             n_rot: c.n_rot,
             base: c.layers[layer].rope_base,
             freq_scale: c.rope_freq_scale,
-        });
+        }
+    }
+
+    pub fn rope(&mut self, x: NodeId, layer: usize, label: &str) -> NodeId {
+        let op = Op::Rope(self.rope_of(layer));
         self.unary(op, x, label)
     }
 
     /// Stores `x` in a new cache of layer `layer`; returns the node yielding all cached rows.
-    fn cache(&mut self, x: NodeId, layer: usize, kind: &str) -> NodeId {
+    fn cache(&mut self, x: NodeId, layer: usize, kind: &str, rotary: Option<Rope>) -> NodeId {
         let c = self.config;
         let name = format!("blk.{layer}.cache_{kind}");
         self.graph.caches.push(CacheDecl {
@@ -133,6 +137,7 @@ impl<'a> Builder<'a> {
             layer,
             row_len: c.kv_dim(),
             window: c.layers[layer].window,
+            rotary,
         });
         let cache = self.graph.caches.len() - 1;
         let ty = TensorType::f32(&[Dim::Context, Dim::Fixed(c.kv_dim())]);
@@ -150,8 +155,8 @@ impl<'a> Builder<'a> {
     ) -> NodeId {
         let c = self.config;
         let (n_head, n_head_kv, head_dim) = (c.n_head, c.n_head_kv, c.head_dim);
-        let keys = self.cache(k, layer, "k");
-        let values = self.cache(v, layer, "v");
+        let keys = self.cache(k, layer, "k", Some(self.rope_of(layer)));
+        let values = self.cache(v, layer, "v", None);
         let p = format!("blk.{layer}.attn");
         let scores_ty = TensorType::f32(&[Dim::Fixed(n_head), Dim::Tokens, Dim::Context]);
         let scores = self.graph.add(

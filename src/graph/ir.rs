@@ -102,6 +102,9 @@ pub struct CacheDecl {
     pub row_len: usize,
     /// Keys further than this from the query are never read (sliding-window layers).
     pub window: Option<usize>,
+    /// The rotation applied to rows before they were stored (keys), which moving
+    /// them to other positions must redo.
+    pub rotary: Option<Rope>,
 }
 
 /// The operations of the canonical (unfused) graph.

@@ -4,8 +4,10 @@ pub mod cpu;
 mod kv;
 
 pub use kv::{KvCache, KvType};
+mod generate;
 mod sampler;
 mod session;
 
+pub use generate::{GenerateOptions, Generation, StopReason, Timings};
 pub use sampler::{argmax, Sampler, SamplerConfig};
 pub use session::{LoadError, Model, Session};

@@ -90,6 +90,12 @@ impl Session<'_> {
         self.past = 0;
     }
 
+    /// Forgets `n` cached positions after the first `keep` (see [`KvCache::discard`]).
+    pub fn discard(&mut self, keep: usize, n: usize) {
+        self.kv.discard(keep, n, self.past);
+        self.past -= n;
+    }
+
     /// Runs `tokens` and returns the logits of every one (`tokens.len() × n_vocab`).
     pub fn logits_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
         let logits = self.all.run(tokens, self.past, &mut self.kv)?;

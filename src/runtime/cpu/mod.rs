@@ -169,7 +169,7 @@ impl<'a> CpuInterpreter<'a> {
             Op::Rope(rope) => {
                 let mut x = first();
                 let row_len = x.len() / step.tokens;
-                kernels::rope(&mut x, row_len, step.past, rope);
+                kernels::rope(&mut x, row_len, step.past as i64, rope);
                 x
             }
             Op::CacheWrite { cache } => {

@@ -1,0 +1,131 @@
+//! The generation loop: prefill the prompt, then sample and decode one token at a
+//! time until an end-of-generation token or the length limit, streaming each token
+//! to a callback.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use super::cpu::RunError;
+use super::{Sampler, Session};
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopReason {
+    /// An end-of-generation token (not included in the output).
+    Eog,
+    /// `max_tokens` were generated.
+    Length,
+    /// The callback asked to stop.
+    Stopped,
+}
+
+/// What to generate and when to stop.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    /// Tokens that end generation (the tokenizer's end-of-generation set).
+    pub eog: HashSet<u32>,
+    /// On a full context, drop the older half of the cache (after the first
+    /// `keep` tokens) and go on, as llama.cpp's `--context-shift` does; otherwise a full
+    /// context is an error.
+    pub context_shift: bool,
+    /// Tokens at the start that a context shift keeps (llama.cpp keeps the BOS).
+    pub keep: usize,
+}
+
+/// Timings of one generation, in llama.cpp's terms.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    pub prompt_ms: f64,
+    pub gen_ms: f64,
+    pub prompt_tok_s: f64,
+    pub gen_tok_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    pub timings: Timings,
+}
+
+fn per_second(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+impl Session<'_> {
+    /// Generates after `prompt` (appended to what the session already holds), calling
+    /// `on_token` with each new token as soon as it is chosen.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        sampler: &mut Sampler,
+        options: &GenerateOptions,
+        mut on_token: impl FnMut(u32) -> ControlFlow<()>,
+    ) -> Result<Generation, RunError> {
+        if prompt.is_empty() {
+            return Err(RunError::NoTokens);
+        }
+        let mut history = prompt.to_vec();
+        let mut generated = Vec::new();
+        let start = Instant::now();
+        self.make_room(prompt.len(), options)?;
+        let mut logits = self.logits_last(prompt)?;
+        let prompt_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let decode_start = Instant::now();
+        let mut stop = StopReason::Length;
+        while generated.len() < options.max_tokens {
+            let token = sampler.sample(&logits, &history);
+            if options.eog.contains(&token) {
+                stop = StopReason::Eog;
+                break;
+            }
+            generated.push(token);
+            history.push(token);
+            if on_token(token).is_break() {
+                stop = StopReason::Stopped;
+                break;
+            }
+            if generated.len() == options.max_tokens {
+                break;
+            }
+            self.make_room(1, options)?;
+            logits = self.logits_last(&[token])?;
+        }
+        let gen_ms = decode_start.elapsed().as_secs_f64() * 1000.0;
+        Ok(Generation {
+            timings: Timings {
+                prompt_ms,
+                gen_ms,
+                prompt_tok_s: per_second(prompt.len(), prompt_ms),
+                gen_tok_s: per_second(generated.len().saturating_sub(1), gen_ms),
+            },
+            tokens: generated,
+            stop,
+        })
+    }
+
+    /// Ensures `n` more tokens fit, shifting the context if allowed.
+    fn make_room(&mut self, n: usize, options: &GenerateOptions) -> Result<(), RunError> {
+        let capacity = self.context();
+        if self.position() + n <= capacity {
+            return Ok(());
+        }
+        let kept = options.keep.min(self.position());
+        let discard = (self.position() - kept) / 2;
+        if !options.context_shift || discard == 0 || self.position() - discard + n > capacity {
+            return Err(RunError::ContextFull {
+                needed: self.position() + n,
+                capacity,
+            });
+        }
+        self.discard(kept, discard);
+        Ok(())
+    }
+}
