@@ -1,10 +1,12 @@
-//! Dequantisation of every supported type against fixtures from an independent
-//! implementation (the `gguf` Python package; see scripts/gen_quant_fixtures.py).
-//! Results must be bit-identical.
+//! Dequantisation of every supported type, and the Q8_0/Q4_0 quantisers, against
+//! fixtures from an independent implementation (the `gguf` Python package; see
+//! scripts/gen_quant_fixtures.py). Results must be bit-identical, and a missing
+//! fixture is a failure.
 
 use std::path::{Path, PathBuf};
 
 use rustorch::gguf::dequant::dequantize;
+use rustorch::gguf::quantize::quantize;
 use rustorch::gguf::GgmlType;
 
 fn fixture(name: &str) -> PathBuf {
@@ -62,6 +64,40 @@ fn every_type_matches_its_fixture_bit_for_bit() {
     let failures: Vec<String> = GgmlType::ALL
         .into_iter()
         .filter_map(|ty| check(ty).err())
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Checks a quantiser the `gguf` package also implements (as ggml's reference
+/// one): the same input must give the same bytes.
+fn check_quantiser(ty: GgmlType) -> Result<(), String> {
+    let input = f32s(&read_fixture(&format!("{}.quant_in.f32", ty.name()))?);
+    let expected = read_fixture(&format!("{}.quant_out.blocks", ty.name()))?;
+    let mut got = Vec::new();
+    quantize(ty, &input, &mut got).map_err(|e| format!("{ty}: {e}"))?;
+    if got.len() != expected.len() {
+        return Err(format!(
+            "{ty}: {} bytes, expected {}",
+            got.len(),
+            expected.len()
+        ));
+    }
+    match got.iter().zip(&expected).position(|(g, e)| g != e) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{ty}: first differing byte {i} (block {}): got {:#04x}, expected {:#04x}",
+            i / ty.block_bytes(),
+            got[i],
+            expected[i]
+        )),
+    }
+}
+
+#[test]
+fn q8_0_and_q4_0_quantisers_match_the_gguf_package_byte_for_byte() {
+    let failures: Vec<String> = [GgmlType::Q8_0, GgmlType::Q4_0]
+        .into_iter()
+        .filter_map(|ty| check_quantiser(ty).err())
         .collect();
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

@@ -4,17 +4,14 @@
 
 use rayon::prelude::*;
 
-use crate::gguf::dequant::dequantize_block;
+use crate::gguf::dequant::dequantize;
 use crate::gguf::GgmlType;
 use crate::graph::Rope;
 use crate::model::RopeMode;
 
-/// Dequantises one row of `cols` weights (whole blocks) into `out`.
+/// Dequantises one row of weights (whole blocks) into `out`, which must fit exactly.
 pub fn dequantize_row(ty: GgmlType, row: &[u8], out: &mut [f32]) {
-    let (bs, bb) = (ty.block_size(), ty.block_bytes());
-    for (block, dst) in row.chunks_exact(bb).zip(out.chunks_exact_mut(bs)) {
-        dequantize_block(ty, block, dst);
-    }
+    dequantize(ty, row, out).expect("row lengths come from the validated tensor table");
 }
 
 /// Bytes of one row of `cols` weights of type `ty`.
