@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::vec_dot::dot_row;
 use crate::gguf::dequant::dequantize;
 use crate::gguf::GgmlType;
 use crate::graph::Rope;
@@ -65,20 +66,34 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `out[t, r] = x[t, :] · W[r, :]` for a `[rows, cols]` weight in its stored type:
-/// each weight row is dequantised once into a row-sized buffer, never the whole matrix.
+/// `out[t, r] = x[t, :] · W[r, :]` for a `[rows, cols]` weight in its stored type,
+/// rows in parallel. One token (decoding) takes each row's dot product straight from
+/// the quantised blocks; several tokens dequantise each row once into a row-sized
+/// buffer and reuse it. Never the whole matrix.
 pub fn matmul(x: &[f32], weight: &[u8], ty: GgmlType, rows: usize, cols: usize, out: &mut [f32]) {
+    const ROWS_PER_TASK: usize = 64;
     let tokens = x.len() / cols;
     let rb = row_bytes(ty, cols);
-    // Rows in parallel, each producing its column of the output; transposed after.
+    if tokens == 1 {
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(chunk, dst)| {
+                for (i, v) in dst.iter_mut().enumerate() {
+                    let r = chunk * ROWS_PER_TASK + i;
+                    *v = dot_row(ty, &weight[r * rb..(r + 1) * rb], x);
+                }
+            });
+        return;
+    }
+    // Each task fills its rows' columns of the output, transposed back after.
     let mut by_row = vec![0f32; rows * tokens];
     by_row
-        .par_chunks_mut(tokens * 64)
+        .par_chunks_mut(tokens * ROWS_PER_TASK)
         .enumerate()
         .for_each(|(chunk, dst)| {
             let mut w = vec![0f32; cols];
             for (i, col) in dst.chunks_exact_mut(tokens).enumerate() {
-                let r = chunk * 64 + i;
+                let r = chunk * ROWS_PER_TASK + i;
                 dequantize_row(ty, &weight[r * rb..(r + 1) * rb], &mut w);
                 for (t, v) in col.iter_mut().enumerate() {
                     *v = dot(&x[t * cols..(t + 1) * cols], &w);

@@ -3,6 +3,7 @@
 //! at a time inside the matmul.
 
 pub mod kernels;
+mod vec_dot;
 
 use std::collections::HashMap;
 
