@@ -35,7 +35,7 @@ pub enum DequantError {
 /// exactly the number of weights those blocks encode.
 pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), DequantError> {
     let block_bytes = ty.block_bytes();
-    if src.len() % block_bytes != 0 {
+    if !src.len().is_multiple_of(block_bytes) {
         return Err(DequantError::PartialBlock {
             ty,
             len: src.len(),

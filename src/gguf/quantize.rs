@@ -57,7 +57,7 @@ fn each_block<const N: usize, const BYTES: usize>(
     dst: &mut Vec<u8>,
     f: impl Fn(&[f32; N]) -> [u8; BYTES],
 ) -> Result<(), QuantizeError> {
-    if src.len() % N != 0 {
+    if !src.len().is_multiple_of(N) {
         return Err(QuantizeError::PartialBlock {
             ty,
             len: src.len(),

@@ -124,7 +124,7 @@ impl GgmlType {
     /// whole number of blocks or the size overflows.
     pub fn bytes_for(self, n_weights: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n_weights % bs != 0 {
+        if !n_weights.is_multiple_of(bs) {
             return None;
         }
         (n_weights / bs).checked_mul(self.block_bytes() as u64)

@@ -63,7 +63,7 @@ fn use_more_bits(layer: u64, n_layers: u64) -> bool {
 /// A k-quant needs rows of whole 256-weight super-blocks; llama.cpp falls back to
 /// a 32-block type of similar precision otherwise.
 fn fall_back_if_rows_too_short(ty: GgmlType, row_len: u64) -> GgmlType {
-    if row_len % QK_K as u64 == 0 {
+    if row_len.is_multiple_of(QK_K as u64) {
         return ty;
     }
     match ty {
