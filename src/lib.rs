@@ -3,3 +3,4 @@
 
 pub mod gguf;
 pub mod synth;
+pub mod tokenizer;
