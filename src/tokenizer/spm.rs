@@ -19,21 +19,24 @@ use super::vocab::Vocab;
 /// A run of the input: bytes `start..start + len`, linked to its neighbours.
 #[derive(Debug, Clone, Copy)]
 struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
+    start: u32,
+    len: u32,
+    prev: u32,
+    next: u32,
 }
+
+/// "No neighbour" in [`Symbol::prev`] / [`Symbol::next`].
+const NONE: u32 = u32::MAX;
 
 /// A candidate merge of symbol `left` with its right neighbour.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     score: f32,
-    left: usize,
-    right: usize,
+    left: u32,
+    right: u32,
     /// Byte length of the merged piece; a candidate whose symbols have changed
     /// since it was queued no longer has this length and is dropped.
-    len: usize,
+    len: u32,
 }
 
 impl PartialEq for Candidate {
@@ -81,63 +84,76 @@ impl Spm {
     /// Tokenises `text` (whose spaces the caller has already replaced by `▁`),
     /// appending the ids to `out`.
     pub(crate) fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
-        let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
-        for (i, (start, ch)) in text.char_indices().enumerate() {
-            symbols.push(Symbol {
-                start,
-                len: ch.len_utf8(),
-                prev: i.checked_sub(1),
-                next: None,
-            });
-            if i > 0 {
-                symbols[i - 1].next = Some(i);
+        // Offsets are u32 to keep the queue small; longer text is encoded in
+        // pieces of at most 2 GiB, cut at a character boundary.
+        if text.len() > (u32::MAX / 2) as usize {
+            let mut cut = (u32::MAX / 2) as usize;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
             }
+            self.encode(vocab, &text[..cut], out);
+            return self.encode(vocab, &text[cut..], out);
         }
-        if symbols.is_empty() {
+        let mut symbols: Vec<Symbol> = text
+            .char_indices()
+            .enumerate()
+            .map(|(i, (start, ch))| Symbol {
+                start: start as u32,
+                len: ch.len_utf8() as u32,
+                prev: if i == 0 { NONE } else { i as u32 - 1 },
+                next: i as u32 + 1,
+            })
+            .collect();
+        let Some(last) = symbols.last_mut() else {
             return;
-        }
+        };
+        last.next = NONE;
 
-        let mut queue = BinaryHeap::new();
-        let push = |queue: &mut BinaryHeap<Candidate>, symbols: &[Symbol], left: usize| {
-            let Some(right) = symbols[left].next else {
+        let slice = |s: &Symbol, r: &Symbol| &text[s.start as usize..(r.start + r.len) as usize];
+        let mut queue = BinaryHeap::with_capacity(symbols.len());
+        let push = |queue: &mut BinaryHeap<Candidate>, symbols: &[Symbol], left: u32| {
+            let l = symbols[left as usize];
+            if l.next == NONE {
                 return;
-            };
-            let (l, r) = (symbols[left], symbols[right]);
-            let piece = &text[l.start..r.start + r.len];
+            }
+            let r = symbols[l.next as usize];
+            let piece = slice(&l, &r);
             if let Some(id) = vocab.id(piece) {
                 queue.push(Candidate {
                     score: vocab.score(id),
                     left,
-                    right,
-                    len: piece.len(),
+                    right: l.next,
+                    len: piece.len() as u32,
                 });
             }
         };
-        for left in 0..symbols.len() - 1 {
+        for left in 0..symbols.len() as u32 - 1 {
             push(&mut queue, &symbols, left);
         }
 
         while let Some(c) = queue.pop() {
-            let (l, r) = (symbols[c.left], symbols[c.right]);
+            let (l, r) = (symbols[c.left as usize], symbols[c.right as usize]);
             if l.len == 0 || r.len == 0 || l.len + r.len != c.len {
                 continue; // one side has merged since this candidate was queued
             }
-            symbols[c.left].len += r.len;
-            symbols[c.right].len = 0;
-            symbols[c.left].next = r.next;
-            if let Some(n) = r.next {
-                symbols[n].prev = Some(c.left);
+            let merged = &mut symbols[c.left as usize];
+            merged.len += r.len;
+            merged.next = r.next;
+            let prev = merged.prev;
+            symbols[c.right as usize].len = 0;
+            if r.next != NONE {
+                symbols[r.next as usize].prev = c.left;
             }
-            if let Some(p) = symbols[c.left].prev {
-                push(&mut queue, &symbols, p);
+            if prev != NONE {
+                push(&mut queue, &symbols, prev);
             }
             push(&mut queue, &symbols, c.left);
         }
 
-        let mut at = Some(0);
-        while let Some(i) = at {
-            let s = symbols[i];
-            let piece = &text[s.start..s.start + s.len];
+        let mut at = 0;
+        while at != NONE {
+            let s = symbols[at as usize];
+            let piece = &text[s.start as usize..(s.start + s.len) as usize];
             // A merged symbol is always a vocabulary entry; only single characters
             // can be missing, and those are spelled byte by byte.
             match vocab.id(piece) {

@@ -1,7 +1,7 @@
 //! The vocabulary read from `tokenizer.ggml.tokens`, `.scores` and `.token_type`:
 //! token texts, scores, token types and the attributes derived from them.
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 
 use super::error::{Result, TokenizerError};
 use crate::gguf::{Array, Metadata, Value};
@@ -123,7 +123,7 @@ pub struct Vocab {
     types: Vec<TokenType>,
     attrs: Vec<Attrs>,
     /// Text to id. When a text occurs twice the later id wins, as in llama.cpp.
-    ids: HashMap<String, u32>,
+    ids: AHashMap<String, u32>,
 }
 
 impl Vocab {
@@ -164,7 +164,7 @@ impl Vocab {
                 .collect(),
         };
         let mut texts = Vec::with_capacity(n);
-        let mut ids = HashMap::with_capacity(n);
+        let mut ids = AHashMap::with_capacity(n);
         for (i, t) in texts_in.iter().enumerate() {
             // An empty token could never be matched; llama.cpp gives it a placeholder
             // name, and so do we, so that ids and texts stay one-to-one.
@@ -245,7 +245,7 @@ impl Vocab {
     }
 
     /// The text→id map (each text once; duplicates resolved to the later id).
-    pub fn ids(&self) -> &HashMap<String, u32> {
+    pub fn ids(&self) -> &AHashMap<String, u32> {
         &self.ids
     }
 }
