@@ -6,4 +6,5 @@ pub mod graph;
 pub mod model;
 pub mod runtime;
 pub mod synth;
+pub mod text;
 pub mod tokenizer;

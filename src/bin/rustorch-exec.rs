@@ -1,13 +1,16 @@
-//! `rustorch-exec`: runs models. Today: `tokenize` and `template`.
+//! `rustorch-exec`: runs models — generation, chat, logits, perplexity, tokenisation.
 //! Argument parsing and printing only; the work is in the library.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rustorch::gguf::GgufFile;
+use rustorch::runtime::{KvType, Sampler, SamplerConfig};
+use rustorch::text::{Conversation, LanguageModel};
 use rustorch::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
 
 #[derive(Parser)]
@@ -19,10 +22,130 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Continue a prompt, streaming the text (`rustorch-exec MODEL -p TEXT` is short for this).
+    Generate(GenerateArgs),
+    /// Answer through the model's chat template; without -p, an interactive conversation.
+    Chat(ChatArgs),
+    /// The top logits at every position of a prompt, as JSON.
+    Logits(LogitsArgs),
+    /// Perplexity of a text file by llama.cpp's method.
+    Perplexity(PerplexityArgs),
     /// Tokenise text with the model's own tokenizer, as llama.cpp's llama_tokenize.
     Tokenize(TokenizeArgs),
     /// Print the chat prompt the model's template makes for a message.
     Template(TemplateArgs),
+}
+
+/// Where the model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// A GPU when there is one, else the CPU.
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The model: a GGUF file.
+    model: PathBuf,
+    /// Context length in tokens (default: the model's, at most 4096).
+    #[arg(short = 'c', long = "ctx")]
+    context: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+    /// Store the KV cache in f32 instead of f16.
+    #[arg(long)]
+    kv_f32: bool,
+}
+
+#[derive(Args)]
+struct SamplingArgs {
+    /// Tokens to generate at most.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
+    n_predict: usize,
+    /// Temperature; 0 is greedy.
+    #[arg(long = "temp", default_value_t = 0.8)]
+    temperature: f32,
+    /// Keep the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Keep the most likely tokens up to this probability mass.
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Drop tokens less likely than this fraction of the most likely one.
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    /// Penalty for recently generated tokens (1: none).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// On a full context, drop the older half and go on (as llama.cpp's --context-shift).
+    #[arg(long)]
+    context_shift: bool,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The prompt.
+    #[arg(short = 'p', long = "prompt")]
+    prompt: String,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Print one JSON object with tokens, text, stop reason and timings.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Answer this one message and exit.
+    #[arg(short = 'p', long = "prompt")]
+    prompt: Option<String>,
+    /// A system message.
+    #[arg(long)]
+    system: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "ids"])))]
+struct LogitsArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The prompt (BOS added per the model, special tokens parsed).
+    #[arg(short = 'p', long = "prompt")]
+    prompt: Option<String>,
+    /// Token ids, comma-separated, taken as given (no BOS added).
+    #[arg(long, value_delimiter = ',')]
+    ids: Option<Vec<u32>>,
+    /// How many of the largest logits to print per position.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// JSON output (the only format).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PerplexityArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The text file.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// Print {"ppl", "chunks", "ctx"} as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -145,6 +268,221 @@ fn template(args: TemplateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads the model and tokenizer for a run, after checking the backend.
+fn load_model(run: &RunArgs) -> Result<LanguageModel> {
+    match run.backend {
+        Backend::Gpu => {
+            anyhow::bail!("--backend gpu: this build has no GPU executor yet; use --backend cpu")
+        }
+        Backend::Auto | Backend::Cpu => {}
+    }
+    let started = Instant::now();
+    let lm = LanguageModel::load(&run.model)
+        .with_context(|| format!("loading {}", run.model.display()))?;
+    eprintln!(
+        "rustorch-exec: {} ({}, {} layers) loaded in {:.0} ms; running on the CPU",
+        run.model.display(),
+        lm.model
+            .gguf
+            .header()
+            .metadata
+            .get_str("general.architecture")
+            .unwrap_or("?"),
+        lm.model.config.n_layer,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(lm)
+}
+
+fn context_of(run: &RunArgs, lm: &LanguageModel) -> usize {
+    run.context
+        .unwrap_or(lm.model.config.context_length.min(4096))
+}
+
+fn kv_type(run: &RunArgs) -> KvType {
+    if run.kv_f32 {
+        KvType::F32
+    } else {
+        KvType::F16
+    }
+}
+
+fn sampler_config(s: &SamplingArgs) -> Result<SamplerConfig> {
+    let config = SamplerConfig {
+        temperature: s.temperature,
+        top_k: s.top_k,
+        top_p: s.top_p,
+        min_p: s.min_p,
+        repeat_penalty: s.repeat_penalty,
+        repeat_last_n: s.repeat_last_n,
+        seed: s.seed,
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let config = sampler_config(&args.sampling)?;
+    let started = Instant::now();
+    let lm = load_model(&args.run)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut session = lm
+        .model
+        .session(Some(context_of(&args.run, &lm)), kv_type(&args.run))?;
+    let prompt = lm.encode_prompt(&args.prompt)?;
+    let mut options = lm.options(args.sampling.n_predict);
+    options.context_shift = args.sampling.context_shift;
+    let mut sampler = Sampler::new(config);
+    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
+    let mut write_error = None;
+    let generation = lm.generate(&mut session, &prompt, &mut sampler, &options, |piece| {
+        text.push_str(piece);
+        if !args.json && write_error.is_none() {
+            write_error = out
+                .write_all(piece.as_bytes())
+                .and_then(|()| out.flush())
+                .err();
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    let t = &generation.timings;
+    if args.json {
+        let json = serde_json::json!({
+            "prompt_tokens": prompt,
+            "tokens": generation.tokens,
+            "text": text,
+            "stop": generation.stop,
+            "timings": {
+                "load_ms": load_ms,
+                "prompt_ms": t.prompt_ms,
+                "gen_ms": t.gen_ms,
+                "prompt_tok_s": t.prompt_tok_s,
+                "gen_tok_s": t.gen_tok_s,
+            },
+        });
+        writeln!(out, "{json}")?;
+    } else {
+        writeln!(out)?;
+        eprintln!(
+            "rustorch-exec: prompt {} tokens at {:.1} tok/s, generated {} at {:.1} tok/s, stop: {:?}",
+            prompt.len(),
+            t.prompt_tok_s,
+            generation.tokens.len(),
+            t.gen_tok_s,
+            generation.stop
+        );
+    }
+    Ok(())
+}
+
+fn chat(args: ChatArgs) -> Result<()> {
+    let config = sampler_config(&args.sampling)?;
+    let lm = load_model(&args.run)?;
+    let mut session = lm
+        .model
+        .session(Some(context_of(&args.run, &lm)), kv_type(&args.run))?;
+    let options = lm.options(args.sampling.n_predict);
+    let mut sampler = Sampler::new(config);
+    let mut conversation = Conversation::new(&lm, args.system.as_deref())?;
+    let mut out = std::io::stdout();
+    let mut answer = |conversation: &mut Conversation,
+                      session: &mut rustorch::runtime::Session,
+                      text: &str|
+     -> Result<()> {
+        conversation.reply(session, text, &mut sampler, &options, |piece| {
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        })?;
+        writeln!(out)?;
+        Ok(())
+    };
+    if let Some(prompt) = &args.prompt {
+        return answer(&mut conversation, &mut session, prompt);
+    }
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if !line.is_empty() {
+            answer(&mut conversation, &mut session, line)?;
+        }
+    }
+}
+
+fn logits(args: LogitsArgs) -> Result<()> {
+    let lm = load_model(&args.run)?;
+    let tokens = match (&args.prompt, &args.ids) {
+        (Some(prompt), _) => lm.encode_prompt(prompt)?,
+        (None, Some(ids)) => ids.clone(),
+        (None, None) => unreachable!("clap requires -p or --ids"),
+    };
+    let mut session = lm.model.session(
+        Some(context_of(&args.run, &lm).max(tokens.len())),
+        kv_type(&args.run),
+    )?;
+    let logits = session.logits_all(&tokens)?;
+    let n_vocab = lm.model.config.n_vocab;
+    let positions: Vec<serde_json::Value> = logits
+        .chunks_exact(n_vocab)
+        .map(|row| serde_json::json!({ "top": top_logits(row, args.top) }))
+        .collect();
+    let json = serde_json::json!({ "tokens": tokens, "positions": positions });
+    writeln!(std::io::stdout().lock(), "{json}")?;
+    Ok(())
+}
+
+/// The `k` largest logits as `[id, logit]`, largest first.
+fn top_logits(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut indexed: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
+    let k = k.min(indexed.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    indexed.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+    indexed.truncate(k);
+    indexed.sort_by(|a, b| b.1.total_cmp(&a.1));
+    indexed
+}
+
+fn perplexity(args: PerplexityArgs) -> Result<()> {
+    let lm = load_model(&args.run)?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    // llama-perplexity tokenises the whole text once, special-token text as plain text.
+    let tokens = lm.tokenizer.encode_bytes(&bytes, true, false)?;
+    let ctx = args.run.context.unwrap_or(512);
+    let bos = lm
+        .tokenizer
+        .add_bos()
+        .then(|| lm.tokenizer.special().bos)
+        .flatten();
+    let result = rustorch::runtime::perplexity(&lm.model, &tokens, ctx, bos, |chunk, running| {
+        eprint!("[{}]{running:.4} ", chunk + 1);
+    })?;
+    eprintln!();
+    if args.json {
+        let json =
+            serde_json::json!({ "ppl": result.ppl, "chunks": result.chunks, "ctx": result.ctx });
+        writeln!(std::io::stdout().lock(), "{json}")?;
+    } else {
+        writeln!(
+            std::io::stdout().lock(),
+            "PPL = {:.4} ({} chunks of {} tokens)",
+            result.ppl,
+            result.chunks,
+            result.ctx
+        )?;
+    }
+    Ok(())
+}
+
 /// The error and its causes on one line, skipping a cause its parent already quotes.
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
@@ -160,8 +498,27 @@ fn one_line(e: &anyhow::Error) -> String {
     out.replace('\n', " ")
 }
 
+/// Subcommand names; anything else in first place means `generate`.
+const SUBCOMMANDS: &[&str] = &[
+    "generate",
+    "chat",
+    "logits",
+    "perplexity",
+    "tokenize",
+    "template",
+    "help",
+];
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let shorthand = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| !a.starts_with('-') && !SUBCOMMANDS.contains(&a));
+    if shorthand {
+        args.insert(1, "generate".into());
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version
@@ -184,6 +541,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Generate(args) => generate(args),
+        Command::Chat(args) => chat(args),
+        Command::Logits(args) => logits(args),
+        Command::Perplexity(args) => perplexity(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Template(args) => template(args),
     };

@@ -5,9 +5,11 @@ mod kv;
 
 pub use kv::{KvCache, KvType};
 mod generate;
+mod perplexity;
 mod sampler;
 mod session;
 
 pub use generate::{GenerateOptions, Generation, StopReason, Timings};
+pub use perplexity::{perplexity, Perplexity, PerplexityError};
 pub use sampler::{argmax, Sampler, SamplerConfig};
 pub use session::{LoadError, Model, Session};

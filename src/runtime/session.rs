@@ -90,6 +90,11 @@ impl Session<'_> {
         self.past = 0;
     }
 
+    /// Keeps only the first `n` cached positions (later steps overwrite the rest).
+    pub fn truncate(&mut self, n: usize) {
+        self.past = self.past.min(n);
+    }
+
     /// Forgets `n` cached positions after the first `keep` (see [`KvCache::discard`]).
     pub fn discard(&mut self, keep: usize, n: usize) {
         self.kv.discard(keep, n, self.past);
