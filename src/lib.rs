@@ -4,5 +4,6 @@
 pub mod gguf;
 pub mod graph;
 pub mod model;
+pub mod compiler;
 pub mod runtime;
 pub mod synth;
