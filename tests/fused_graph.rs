@@ -17,8 +17,17 @@ fn rel_l2(a: &[f32], b: &[f32]) -> f32 {
 
 /// Runs the same steps through both graphs: a prefill of `chunks[0]` tokens, more
 /// chunks, then `decode` single tokens; compares logits at every position.
-fn assert_same_logits(fused: &Model, unfused: &Model, tokens: &[u32], chunks: &[usize], context: usize) {
-    assert!(fused.graph_last.len() < unfused.graph_last.len(), "nothing was fused");
+fn assert_same_logits(
+    fused: &Model,
+    unfused: &Model,
+    tokens: &[u32],
+    chunks: &[usize],
+    context: usize,
+) {
+    assert!(
+        fused.graph_last.len() < unfused.graph_last.len(),
+        "nothing was fused"
+    );
     let n_vocab = fused.config.n_vocab;
     let mut a = fused.session(Some(context), KvType::F16).unwrap();
     let mut b = unfused.session(Some(context), KvType::F16).unwrap();

@@ -53,7 +53,12 @@ fn a_plan_runs_exactly_as_its_gguf() {
 #[test]
 fn a_plan_refuses_a_changed_gguf() {
     let (gguf, rtc) = tiny_plan("stale");
-    tiny::write(&tiny::gemma3(3, 64, 2, 4), gguf.parent().unwrap(), "model.gguf", 1);
+    tiny::write(
+        &tiny::gemma3(3, 64, 2, 4),
+        gguf.parent().unwrap(),
+        "model.gguf",
+        1,
+    );
     let err = load_error(&rtc);
     assert!(matches!(err, PlanError::StaleModel { .. }), "{err}");
     assert!(err.to_string().contains("recompile"), "{err}");
@@ -66,7 +71,10 @@ fn a_plan_of_another_format_version_is_refused() {
     bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
     std::fs::write(&rtc, &bytes).unwrap();
     let err = load_error(&rtc);
-    assert!(matches!(err, PlanError::UnsupportedVersion { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, PlanError::UnsupportedVersion { found: 99, .. }),
+        "{err}"
+    );
 }
 
 #[test]

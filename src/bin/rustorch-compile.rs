@@ -191,7 +191,9 @@ fn compile_model(args: CompileArgs) -> Result<()> {
         model.display(),
         args.output
             .as_ref()
-            .map_or("(no plan written: -o FILE)".into(), |o| o.display().to_string()),
+            .map_or("(no plan written: -o FILE)".into(), |o| o
+                .display()
+                .to_string()),
         elapsed.as_secs_f64() * 1e3
     );
     if printed_something || args.stats_json {

@@ -89,7 +89,11 @@ pub struct Fingerprint {
 
 impl std::fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} bytes, header hash {:016x}", self.file_bytes, self.header_hash)
+        write!(
+            f,
+            "{} bytes, header hash {:016x}",
+            self.file_bytes, self.header_hash
+        )
     }
 }
 
@@ -325,7 +329,9 @@ impl Plan {
             )));
         }
         if xxh3_64(payload) != hash {
-            return Err(corrupted("the payload's hash does not match the header".into()));
+            return Err(corrupted(
+                "the payload's hash does not match the header".into(),
+            ));
         }
         serde_json::from_slice(payload).map_err(|e| corrupted(format!("payload: {e}")))
     }

@@ -9,7 +9,9 @@ use crate::graph::Graph;
 
 /// Kernel launches one step of `g` makes.
 pub fn dispatches(g: &Graph) -> usize {
-    g.schedule().filter(|&id| g.node(id).op.is_dispatch()).count()
+    g.schedule()
+        .filter(|&id| g.node(id).op.is_dispatch())
+        .count()
 }
 
 /// The most kernel launches any one layer makes (nodes labelled `blk.<layer>.…`).
@@ -94,7 +96,11 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::gguf::summary::human_bytes;
         let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
-        writeln!(f, "nodes                {} → {}", self.nodes_before, self.nodes_after)?;
+        writeln!(
+            f,
+            "nodes                {} → {}",
+            self.nodes_before, self.nodes_after
+        )?;
         writeln!(
             f,
             "dispatches / token   {} → {} ({} → {} per layer)",
@@ -120,7 +126,10 @@ impl std::fmt::Display for Stats {
             "prefill arena        {} of {} intermediates ({:.1}%)",
             human_bytes(self.prefill_arena_bytes),
             human_bytes(self.prefill_naive_intermediate_bytes),
-            pct(self.prefill_arena_bytes, self.prefill_naive_intermediate_bytes)
+            pct(
+                self.prefill_arena_bytes,
+                self.prefill_naive_intermediate_bytes
+            )
         )?;
         writeln!(
             f,

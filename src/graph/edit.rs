@@ -146,7 +146,9 @@ impl Graph {
         };
         for (i, part) in parts.nodes.into_iter().enumerate() {
             if let Some(bad) = part.inputs.iter().find(|&&x| x >= i) {
-                return Err(format!("node {i} reads node {bad}, which does not precede it"));
+                return Err(format!(
+                    "node {i} reads node {bad}, which does not precede it"
+                ));
             }
             if part.inputs.len() != part.node.op.arity() {
                 return Err(format!(

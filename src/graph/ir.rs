@@ -250,7 +250,9 @@ pub enum Op {
     },
     /// A column range of the input rows: `[T, n] → [T, cols.len]`. A view (kernels
     /// read it with the source's row stride): no dispatch, no buffer of its own.
-    Columns { cols: Cols },
+    Columns {
+        cols: Cols,
+    },
     /// Causal self-attention in one dispatch: `CacheWrite` of this step's keys
     /// (input 1) and values (input 2) into caches `k_cache`/`v_cache`, then
     /// `AttnMix(Softmax(AttnMask{window}(AttnScores(q = input 0, keys))), values)`.

@@ -103,10 +103,10 @@ pub fn attrs(op: &Op) -> String {
             let add = if *residual { " + residual" } else { "" };
             format!("eps={eps} group={group} {}{add}", weight_str(weight))
         }
-        Op::Linear { weights, .. } => {
-            let ws: Vec<String> = weights.iter().map(weight_str).collect();
-            ws.join(" | ")
-        }
+        Op::Linear { weights, .. } => match weights.as_slice() {
+            [w] => weight_str(w),
+            ws => format!("{} weights side by side", ws.len()),
+        },
         Op::Columns { cols } => cols_str(cols),
         Op::Attention {
             n_head,
@@ -159,9 +159,19 @@ fn inputs_str(g: &Graph, id: NodeId) -> String {
 fn fused_details(op: &Op, replaces: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     if let Op::Linear {
-        prologue, epilogue, ..
+        weights,
+        prologue,
+        epilogue,
     } = op
     {
+        if weights.len() > 1 {
+            let mut start = 0;
+            for w in weights {
+                let cols = Cols { start, len: w.rows };
+                lines.push(format!("weight    {} → {}", weight_str(w), cols_str(&cols)));
+                start += w.rows;
+            }
+        }
         if let Some(p) = prologue {
             lines.push(format!(
                 "prologue  rms_norm_mul eps={} {}",
@@ -189,7 +199,11 @@ impl Graph {
     /// node's buffer slot). Fused nodes get indented lines: prologue, epilogue
     /// steps, and the canonical nodes they replaced.
     pub fn to_text_with(&self, note: impl Fn(NodeId) -> Option<String>) -> String {
-        let mut out = String::new();
+        let mut out = String::from(
+            "# %id = op(inputs)  attributes  : output type  [buffer]  # place in the model\n\
+             # T = tokens this step, P+T = positions a query sees; under a fused node, the\n\
+             # work it does besides its matmul and the canonical nodes it replaced.\n",
+        );
         for id in self.schedule() {
             let n = self.node(id);
             let call = format!("{}({})", n.op.name(), inputs_str(self, id));

@@ -62,7 +62,11 @@ impl KvCache {
 
     /// Values stored in all caches (what the KV plan sizes).
     pub fn stored_values(&self) -> usize {
-        self.row_lens.iter().zip(&self.slots).map(|(l, s)| l * s).sum()
+        self.row_lens
+            .iter()
+            .zip(&self.slots)
+            .map(|(l, s)| l * s)
+            .sum()
     }
 
     /// Stores `rows` (whole rows) at positions `first_pos ..` of cache `cache`.
@@ -178,5 +182,33 @@ mod tests {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
         assert_eq!(kv.read(1, 6), kept);
+    }
+
+    #[test]
+    fn a_ring_keeps_its_window_and_discards_like_a_full_cache() {
+        let decl = |ring| CacheDecl {
+            name: "v".into(),
+            layer: 0,
+            row_len: 2,
+            window: Some(4),
+            rotary: None,
+            ring,
+        };
+        let (mut ring, mut full) = (Graph::default(), Graph::default());
+        ring.caches.push(decl(true));
+        full.caches.push(decl(false));
+        let mut ring = KvCache::new(&ring, 32, KvType::F32);
+        let mut full = KvCache::new(&full, 32, KvType::F32);
+        assert_eq!((ring.stored_values(), full.stored_values()), (8, 64));
+        let rows: Vec<f32> = (0..2 * 20).map(|i| i as f32).collect();
+        for kv in [&mut ring, &mut full] {
+            kv.write(0, 0, &rows[..2 * 13]);
+            kv.write(0, 13, &rows[2 * 13..]);
+        }
+        assert_eq!(ring.read_range(0, 16, 20), full.read_range(0, 16, 20));
+        // Forget 10..15 of 20: the window of the new end (positions 11..15) agrees.
+        ring.discard(10, 5, 20);
+        full.discard(10, 5, 20);
+        assert_eq!(ring.read_range(0, 11, 15), full.read_range(0, 11, 15));
     }
 }

@@ -83,6 +83,11 @@ pub fn run(g: &mut Graph) {
         let mut parts = chain.inner.to_vec();
         parts.push(id);
         fuse_into(g, id, op, &parts);
+        let node = g.node_mut(id);
+        // `blk.0.attn.mix` → `blk.0.attn`: the node is the whole attention now.
+        if let Some(prefix) = node.label.strip_suffix(".mix") {
+            node.label = prefix.to_string();
+        }
         g.set_inputs(id, &[chain.q, chain.k, chain.v]);
         g.caches[chain.k_cache].ring = true;
         g.caches[chain.v_cache].ring = true;
@@ -106,7 +111,14 @@ mod tests {
         let g = g.compact();
         assert_eq!(
             op_names(&g),
-            ["token_ids", "embed", "matmul", "matmul", "matmul", "attention"]
+            [
+                "token_ids",
+                "embed",
+                "matmul",
+                "matmul",
+                "matmul",
+                "attention"
+            ]
         );
         let att = g.output;
         assert_eq!(g.inputs(att).len(), 3);

@@ -38,12 +38,23 @@ pub fn run(g: &mut Graph) {
         else {
             continue;
         };
-        let Op::Linear { weights, epilogue, .. } = &g.node(linear).op else {
+        let Op::Linear {
+            weights, epilogue, ..
+        } = &g.node(linear).op
+        else {
             continue;
         };
         let halves = weights.len() == 2
-            && gate_cols == Cols { start: 0, len: weights[0].rows }
-            && up_cols == Cols { start: weights[0].rows, len: weights[1].rows }
+            && gate_cols
+                == Cols {
+                    start: 0,
+                    len: weights[0].rows,
+                }
+            && up_cols
+                == Cols {
+                    start: weights[0].rows,
+                    len: weights[1].rows,
+                }
             && weights[0].rows == weights[1].rows;
         if linear != linear_up || !epilogue.is_empty() || !halves {
             continue;

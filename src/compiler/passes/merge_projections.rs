@@ -64,7 +64,12 @@ fn merge(g: &mut Graph, members: &[NodeId]) {
         weights.extend(w.iter().cloned());
         let node = g.node(m);
         let cols = Cols { start, len };
-        let view = g.add(Op::Columns { cols }, node.ty.clone(), node.label.clone(), &[]);
+        let view = g.add(
+            Op::Columns { cols },
+            node.ty.clone(),
+            node.label.clone(),
+            &[],
+        );
         g.replace_uses(m, view);
         views.push(view);
     }
@@ -136,7 +141,11 @@ mod tests {
         );
         assert_eq!(
             g.node(qkv).replaces,
-            ["matmul blk.0.attn_q", "matmul blk.0.attn_k", "matmul blk.0.attn_v"]
+            [
+                "matmul blk.0.attn_q",
+                "matmul blk.0.attn_k",
+                "matmul blk.0.attn_v"
+            ]
         );
     }
 }

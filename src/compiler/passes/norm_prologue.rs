@@ -68,10 +68,27 @@ mod tests {
         let g = g.compact();
         assert_eq!(
             op_names(&g),
-            ["token_ids", "embed", "linear", "columns", "columns", "columns", "attention", "linear", "linear", "linear", "linear"]
+            [
+                "token_ids",
+                "embed",
+                "linear",
+                "columns",
+                "columns",
+                "columns",
+                "attention",
+                "linear",
+                "linear",
+                "linear",
+                "linear"
+            ]
         );
         let qkv = g.node(g.schedule().nth(2).unwrap());
-        assert!(matches!(&qkv.op, Op::Linear { prologue: Some(p), .. } if p.weight.name == "blk.0.attn_norm.weight"));
-        assert_eq!(qkv.replaces[..2], ["rms_norm blk.0.attn_norm.rms", "mul_weight blk.0.attn_norm"]);
+        assert!(
+            matches!(&qkv.op, Op::Linear { prologue: Some(p), .. } if p.weight.name == "blk.0.attn_norm.weight")
+        );
+        assert_eq!(
+            qkv.replaces[..2],
+            ["rms_norm blk.0.attn_norm.rms", "mul_weight blk.0.attn_norm"]
+        );
     }
 }

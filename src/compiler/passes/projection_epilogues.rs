@@ -8,7 +8,9 @@ use crate::graph::{Cols, Epilogue, Graph, NodeId, Op};
 /// The epilogue step standing for `op` applied to columns `cols`, if it can be one.
 fn as_step(op: &Op, cols: Cols) -> Option<Epilogue> {
     match op {
-        Op::Rope(rope) if cols.len % rope.head_dim == 0 => Some(Epilogue::Rope { cols, rope: *rope }),
+        Op::Rope(rope) if cols.len % rope.head_dim == 0 => {
+            Some(Epilogue::Rope { cols, rope: *rope })
+        }
         Op::Scale { factor } => Some(Epilogue::Scale {
             cols,
             factor: *factor,
@@ -104,7 +106,10 @@ mod tests {
             ropes,
             [Cols { start: 0, len: 16 }, Cols { start: 16, len: 8 }]
         );
-        assert!(g.node(qkv).replaces.contains(&"rope blk.0.attn_k.rope".to_string()));
+        assert!(g
+            .node(qkv)
+            .replaces
+            .contains(&"rope blk.0.attn_k.rope".to_string()));
         // Attention reads three views of the one projection.
         let att = g
             .schedule()

@@ -57,7 +57,9 @@ mod tests {
         for label in ["blk.0.attn_output", "blk.0.ffn_down"] {
             let id = g.schedule().find(|&id| g.node(id).label == label).unwrap();
             let node = g.node(id);
-            assert!(matches!(&node.op, Op::Linear { epilogue, .. } if epilogue.ends_with(&[Epilogue::Residual])));
+            assert!(
+                matches!(&node.op, Op::Linear { epilogue, .. } if epilogue.ends_with(&[Epilogue::Residual]))
+            );
             assert_eq!(g.inputs(id).len(), 2);
             assert!(node.replaces.last().unwrap().starts_with("add "));
         }

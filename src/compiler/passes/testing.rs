@@ -8,7 +8,11 @@ use crate::model::RopeMode;
 pub fn weight(name: &str, rows: usize, cols: usize) -> Weight {
     Weight {
         name: name.into(),
-        ty: if rows == 1 { GgmlType::F32 } else { GgmlType::Q8_0 },
+        ty: if rows == 1 {
+            GgmlType::F32
+        } else {
+            GgmlType::Q8_0
+        },
         rows,
         cols,
     }
@@ -43,7 +47,10 @@ pub fn embedded(g: &mut Graph, n: usize) -> NodeId {
 
 pub fn norm(g: &mut Graph, x: NodeId, name: &str, n: usize) -> NodeId {
     let r = g.add(
-        Op::RmsNorm { eps: 1e-5, group: n },
+        Op::RmsNorm {
+            eps: 1e-5,
+            group: n,
+        },
         rows(n),
         format!("{name}.rms"),
         &[x],
@@ -84,13 +91,7 @@ pub fn llama_layer() -> Graph {
 }
 
 /// The canonical attention ops of layer 0 over two heads of 8 and one KV head.
-pub fn attention(
-    g: &mut Graph,
-    q: NodeId,
-    k: NodeId,
-    v: NodeId,
-    window: Option<usize>,
-) -> NodeId {
+pub fn attention(g: &mut Graph, q: NodeId, k: NodeId, v: NodeId, window: Option<usize>) -> NodeId {
     let hd = 8;
     for (name, rotary) in [("k", Some(ROPE)), ("v", None)] {
         g.caches.push(CacheDecl {
@@ -103,7 +104,12 @@ pub fn attention(
         });
     }
     let ctx = TensorType::f32(&[Dim::Context, Dim::Fixed(hd)]);
-    let kc = g.add(Op::CacheWrite { cache: 0 }, ctx.clone(), "blk.0.cache_k", &[k]);
+    let kc = g.add(
+        Op::CacheWrite { cache: 0 },
+        ctx.clone(),
+        "blk.0.cache_k",
+        &[k],
+    );
     let vc = g.add(Op::CacheWrite { cache: 1 }, ctx, "blk.0.cache_v", &[v]);
     let scores_ty = TensorType::f32(&[Dim::Fixed(2), Dim::Tokens, Dim::Context]);
     let heads = (2, 1, hd);
@@ -118,7 +124,12 @@ pub fn attention(
         "blk.0.attn.scores",
         &[q, kc],
     );
-    let m = g.add(Op::AttnMask { window }, scores_ty.clone(), "blk.0.attn.mask", &[s]);
+    let m = g.add(
+        Op::AttnMask { window },
+        scores_ty.clone(),
+        "blk.0.attn.mask",
+        &[s],
+    );
     let p = g.add(Op::Softmax, scores_ty, "blk.0.attn.softmax", &[m]);
     g.add(
         Op::AttnMix {

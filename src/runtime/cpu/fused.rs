@@ -108,8 +108,22 @@ pub fn linear(
 
 /// `Mul(act(gate), up)` over rows `[gate | up]` of `2 · half` values.
 fn gated(x: &[f32], half: usize, act: Activation) -> Vec<f32> {
-    let mut gate = kernels::columns(x, 2 * half, Cols { start: 0, len: half });
-    let up = kernels::columns(x, 2 * half, Cols { start: half, len: half });
+    let mut gate = kernels::columns(
+        x,
+        2 * half,
+        Cols {
+            start: 0,
+            len: half,
+        },
+    );
+    let up = kernels::columns(
+        x,
+        2 * half,
+        Cols {
+            start: half,
+            len: half,
+        },
+    );
     match act {
         Activation::Silu => kernels::silu(&mut gate),
         Activation::GeluTanh => kernels::gelu_tanh(&mut gate),

@@ -239,7 +239,10 @@ pub fn columns(x: &[f32], row_len: usize, cols: Cols) -> Vec<f32> {
 
 /// Writes rows of `cols.len` values into columns `cols` of each row of `x`.
 pub fn set_columns(x: &mut [f32], row_len: usize, cols: Cols, values: &[f32]) {
-    for (row, v) in x.chunks_exact_mut(row_len).zip(values.chunks_exact(cols.len)) {
+    for (row, v) in x
+        .chunks_exact_mut(row_len)
+        .zip(values.chunks_exact(cols.len))
+    {
         row[cols.start..cols.end()].copy_from_slice(v);
     }
 }
