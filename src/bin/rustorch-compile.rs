@@ -95,14 +95,22 @@ enum Command {
     },
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn info(model: PathBuf, json: bool) -> Result<()> {
     let file = GgufFile::open(&model)?;
     let summary = ModelSummary::new(file.header(), file.file_len());
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
     } else {
-        println!("{}", model.display());
-        println!("{summary}");
+        emit(&format!("{}\n{summary}\n", model.display()))?;
     }
     Ok(())
 }
@@ -175,16 +183,16 @@ fn compile_model(args: CompileArgs) -> Result<()> {
     let stats = Stats::of(&plan);
     let format = args.dump_graph.unwrap_or(DumpFormat::Text);
     let printed_something = if let Some(graph) = &after_pass {
-        print!("{}", dump(graph, format, None));
+        emit(&dump(graph, format, None))?;
         true
     } else if let Some(format) = args.dump_graph {
-        print!("{}", dump(&plan.graph_last, format, Some(&plan)));
+        emit(&dump(&plan.graph_last, format, Some(&plan)))?;
         true
     } else {
         false
     };
     if args.stats_json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&stats)?))?;
     }
     let summary = format!(
         "{} → {}\n{stats}\ncompiled in {:.0} ms",
@@ -199,7 +207,7 @@ fn compile_model(args: CompileArgs) -> Result<()> {
     if printed_something || args.stats_json {
         eprintln!("{summary}");
     } else {
-        println!("{summary}");
+        emit(&format!("{summary}\n"))?;
     }
     Ok(())
 }

@@ -257,7 +257,10 @@ pub enum Op {
     /// (input 1) and values (input 2) into caches `k_cache`/`v_cache`, then
     /// `AttnMix(Softmax(AttnMask{window}(AttnScores(q = input 0, keys))), values)`.
     /// Past rows are read from the caches; this step's own rows are used as the
-    /// cache would return them (rounded to its storage type) and stored after.
+    /// cache would return them (rounded to its storage type) and stored after, so a
+    /// sliding-window cache needs only a ring of `window` positions. (A GPU kernel
+    /// may store during a decode step, `T = 1`, whose slot holds a key no query
+    /// sees; a prefill step must store after every query has read the ring.)
     Attention {
         n_head: usize,
         n_head_kv: usize,
