@@ -55,15 +55,16 @@ fn merge(g: &mut Graph, members: &[NodeId]) {
     let merged = members[0];
     let mut weights = Vec::new();
     let mut views = Vec::new();
+    let mut start = 0;
     for &m in members {
         let Op::Linear { weights: w, .. } = &g.node(m).op else {
             unreachable!("members are linears")
         };
-        let start = weights.iter().map(|w: &crate::graph::Weight| w.rows).sum();
         let len: usize = w.iter().map(|w| w.rows).sum();
         weights.extend(w.iter().cloned());
         let node = g.node(m);
         let cols = Cols { start, len };
+        start += len;
         let view = g.add(
             Op::Columns { cols },
             node.ty.clone(),
@@ -75,7 +76,6 @@ fn merge(g: &mut Graph, members: &[NodeId]) {
     }
     let labels: Vec<String> = members.iter().map(|&m| g.node(m).label.clone()).collect();
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    let total = weights.iter().map(|w| w.rows).sum();
     let op = Op::Linear {
         weights,
         prologue: None,
@@ -84,7 +84,7 @@ fn merge(g: &mut Graph, members: &[NodeId]) {
     fuse_into(g, merged, op, members);
     let node = g.node_mut(merged);
     node.label = merged_label(&labels);
-    *node.ty.shape.last_mut().expect("rows") = Dim::Fixed(total);
+    node.ty = with_row_len(&node.ty, start);
     for view in views {
         g.set_inputs(view, &[merged]);
     }
