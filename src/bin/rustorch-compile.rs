@@ -1,25 +1,74 @@
-//! `rustorch-compile`: inspects GGUF models and writes synthetic ones.
-//! Argument parsing and printing only; the work is in the library.
+//! `rustorch-compile`: compiles a GGUF model into a plan (`.rtc`), inspects GGUF
+//! models and writes synthetic ones. Argument parsing and printing only; the work
+//! is in the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rustorch::compiler::layout::Target;
+use rustorch::compiler::passes::{self, PIPELINE};
+use rustorch::compiler::plan::DEFAULT_MAX_BINDING;
+use rustorch::compiler::stats::Stats;
+use rustorch::compiler::{compile, CompileOptions, Plan};
 use rustorch::gguf::summary::{human_bytes, ModelSummary};
 use rustorch::gguf::GgufFile;
+use rustorch::graph::Graph;
 use rustorch::synth::{self, Preset, Quant};
 
 #[derive(Parser)]
 #[command(
     name = "rustorch-compile",
     version,
-    about = "Inspect GGUF models and write synthetic ones"
+    about = "Compile a GGUF model into a plan (.rtc); inspect GGUF models; write synthetic ones",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    compile: CompileArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DumpFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+/// `rustorch-compile MODEL.gguf …`: reads the model's metadata only, never its weights.
+#[derive(Args)]
+struct CompileArgs {
+    /// The GGUF model to compile.
+    #[arg(required = true)]
+    model: Option<PathBuf>,
+    /// Write the plan here (a `.rtc` file that rustorch-exec loads like a `.gguf`).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Context length to plan the KV cache and arenas for (default: the model's).
+    #[arg(long)]
+    ctx: Option<usize>,
+    #[arg(long, value_enum, default_value = "gpu")]
+    target: Target,
+    /// Print the fused decode graph (text: with each node's arena slot).
+    #[arg(long, value_enum)]
+    dump_graph: Option<DumpFormat>,
+    /// Print the decode graph after this pass instead (see the pass list in --help).
+    #[arg(long, value_name = "PASS")]
+    dump_after: Option<String>,
+    /// Print the statistics as one JSON object.
+    #[arg(long)]
+    stats_json: bool,
+    /// Largest storage buffer a binding may hold; larger weights are split.
+    #[arg(long, default_value_t = DEFAULT_MAX_BINDING)]
+    max_binding_bytes: u64,
+    /// Tokens per prefill step.
+    #[arg(long, default_value_t = 512)]
+    prefill_chunk: usize,
 }
 
 #[derive(Subcommand)]
@@ -46,14 +95,22 @@ enum Command {
     },
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn info(model: PathBuf, json: bool) -> Result<()> {
     let file = GgufFile::open(&model)?;
     let summary = ModelSummary::new(file.header(), file.file_len());
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
     } else {
-        println!("{}", model.display());
-        println!("{summary}");
+        emit(&format!("{}\n{summary}\n", model.display()))?;
     }
     Ok(())
 }
@@ -83,15 +140,89 @@ fn synth(preset: &str, quant: &str, output: PathBuf, seed: u64) -> Result<()> {
     Ok(())
 }
 
+fn dump(graph: &Graph, format: DumpFormat, plan: Option<&Plan>) -> String {
+    match format {
+        DumpFormat::Text => match plan.and_then(|p| p.schedule("decode")) {
+            Some(decode) => graph.to_text_with(|id| Some(decode.arena.describe(id))),
+            None => graph.to_text(),
+        },
+        DumpFormat::Dot => graph.to_dot(),
+        DumpFormat::Json => format!("{:#}", graph.to_json()),
+    }
+}
+
+fn compile_model(args: CompileArgs) -> Result<()> {
+    let model = args.model.expect("clap requires the model");
+    if let Some(name) = &args.dump_after {
+        if passes::find(name).is_none() {
+            let names: Vec<_> = PIPELINE.iter().map(|p| p.name).collect();
+            bail!("no pass named `{name}`; passes: {}", names.join(", "));
+        }
+    }
+    let options = CompileOptions {
+        context: args.ctx,
+        target: args.target,
+        max_binding_bytes: args.max_binding_bytes,
+        prefill_chunk: args.prefill_chunk,
+        ..CompileOptions::default()
+    };
+    let start = Instant::now();
+    let gguf = GgufFile::open(&model)?;
+    let mut after_pass = None;
+    let plan = compile(&gguf, &options, |pass, graph| {
+        if args.dump_after.as_deref() == Some(pass.name) {
+            after_pass = Some(graph.clone());
+        }
+    })
+    .with_context(|| format!("compiling {}", model.display()))?;
+    if let Some(output) = &args.output {
+        plan.save(output)?;
+    }
+    let elapsed = start.elapsed();
+
+    let stats = Stats::of(&plan);
+    let format = args.dump_graph.unwrap_or(DumpFormat::Text);
+    let printed_something = if let Some(graph) = &after_pass {
+        emit(&dump(graph, format, None))?;
+        true
+    } else if let Some(format) = args.dump_graph {
+        emit(&dump(&plan.graph_last, format, Some(&plan)))?;
+        true
+    } else {
+        false
+    };
+    if args.stats_json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&stats)?))?;
+    }
+    let summary = format!(
+        "{} → {}\n{stats}\ncompiled in {:.0} ms",
+        model.display(),
+        args.output
+            .as_ref()
+            .map_or("(no plan written: -o FILE)".into(), |o| o
+                .display()
+                .to_string()),
+        elapsed.as_secs_f64() * 1e3
+    );
+    if printed_something || args.stats_json {
+        eprintln!("{summary}");
+    } else {
+        emit(&format!("{summary}\n"))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Info { model, json } => info(model, json),
-        Command::Synth {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Info { model, json }) => info(model, json),
+        Some(Command::Synth {
             preset,
             quant,
             output,
             seed,
-        } => synth(&preset, &quant, output, seed),
+        }) => synth(&preset, &quant, output, seed),
+        None => compile_model(cli.compile),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -138,6 +138,7 @@ impl<'a> Builder<'a> {
             row_len: c.kv_dim(),
             window: c.layers[layer].window,
             rotary,
+            ring: false,
         });
         let cache = self.graph.caches.len() - 1;
         let ty = TensorType::f32(&[Dim::Context, Dim::Fixed(c.kv_dim())]);

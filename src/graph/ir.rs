@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::gguf::GgmlType;
-use crate::model::RopeMode;
+use crate::model::{Activation, RopeMode};
 
 /// A dimension: fixed, or one of the two sizes that vary per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,9 +105,70 @@ pub struct CacheDecl {
     /// The rotation applied to rows before they were stored (keys), which moving
     /// them to other positions must redo.
     pub rotary: Option<Rope>,
+    /// Only the last `window` positions are kept, in a ring (slot = position mod
+    /// window). Set by the attention pass: the fused [`Op::Attention`] reads only
+    /// the keys its window lets a query see, where the canonical
+    /// [`Op::CacheWrite`] yields every cached row.
+    #[serde(default)]
+    pub ring: bool,
 }
 
-/// The operations of the canonical (unfused) graph.
+impl CacheDecl {
+    /// Positions this cache stores for a context of `capacity` positions.
+    pub fn positions(&self, capacity: usize) -> usize {
+        match self.window {
+            Some(w) if self.ring => w.min(capacity),
+            _ => capacity,
+        }
+    }
+}
+
+/// RMSNorm (with its weight) applied to every input row before a [`Op::Linear`]
+/// multiplies it: `MulWeight{weight}(RmsNorm{eps, group: cols}(x))`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormPrologue {
+    pub eps: f32,
+    pub weight: Weight,
+}
+
+/// A column range `start .. start + len` of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cols {
+    pub start: usize,
+    pub len: usize,
+}
+
+impl Cols {
+    pub fn end(&self) -> usize {
+        self.start + self.len
+    }
+}
+
+/// One step applied to a [`Op::Linear`]'s output rows while they are still in
+/// registers, in order. Each names the canonical op it stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Epilogue {
+    /// `MulWeight{weight}(RmsNorm{eps, group}(·))` of columns `cols` (Gemma's per-head Q/K norm).
+    Norm {
+        cols: Cols,
+        eps: f32,
+        group: usize,
+        weight: Weight,
+    },
+    /// `Rope(rope)` of columns `cols`.
+    Rope { cols: Cols, rope: Rope },
+    /// `Scale{factor}` of columns `cols`.
+    Scale { cols: Cols, factor: f32 },
+    /// `Mul(act(first half), second half)`: the output keeps half the columns
+    /// (`Silu` or `GeluTanh` of the gate projection times the up projection).
+    Gated { act: Activation },
+    /// `Add(residual, ·)` with the residual stream, the node's input 1.
+    Residual,
+}
+
+/// The operations of the canonical (unfused) graph, then the fused ops the
+/// compiler's passes make of them (each documented by the canonical ops it replaces).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
@@ -166,8 +227,49 @@ pub enum Op {
     Silu,
     /// GELU, tanh approximation.
     GeluTanh,
-    /// The last row: `[T, n] → [1, n]`.
+    /// The last row: `[T, n] → [1, n]`. A view: no dispatch, no buffer of its own.
     LastRow,
+
+    // ---- fused ops (made by `compiler::passes`) ----
+    /// `MulWeight{weight}(RmsNorm{eps, group}(x))`, then `Add(input 1, ·)` when
+    /// `residual` (Gemma's post-norms before the residual add).
+    RmsNormMul {
+        eps: f32,
+        group: usize,
+        weight: Weight,
+        residual: bool,
+    },
+    /// One dispatch of quantised matmuls over one input: `prologue` (if any) normalises
+    /// each input row, then the row is multiplied by every weight, the outputs
+    /// concatenated along the row (`[T, cols] → [T, Σ rows]`, each weight dequantised
+    /// in registers), then the `epilogue` steps run in order.
+    Linear {
+        weights: Vec<Weight>,
+        prologue: Option<NormPrologue>,
+        epilogue: Vec<Epilogue>,
+    },
+    /// A column range of the input rows: `[T, n] → [T, cols.len]`. A view (kernels
+    /// read it with the source's row stride): no dispatch, no buffer of its own.
+    Columns {
+        cols: Cols,
+    },
+    /// Causal self-attention in one dispatch: `CacheWrite` of this step's keys
+    /// (input 1) and values (input 2) into caches `k_cache`/`v_cache`, then
+    /// `AttnMix(Softmax(AttnMask{window}(AttnScores(q = input 0, keys))), values)`.
+    /// Past rows are read from the caches; this step's own rows are used as the
+    /// cache would return them (rounded to its storage type) and stored after, so a
+    /// sliding-window cache needs only a ring of `window` positions. (A GPU kernel
+    /// may store during a decode step, `T = 1`, whose slot holds a key no query
+    /// sees; a prefill step must store after every query has read the ring.)
+    Attention {
+        n_head: usize,
+        n_head_kv: usize,
+        head_dim: usize,
+        scale: f32,
+        window: Option<usize>,
+        k_cache: usize,
+        v_cache: usize,
+    },
 }
 
 impl Op {
@@ -191,16 +293,73 @@ impl Op {
             Op::Silu => "silu",
             Op::GeluTanh => "gelu_tanh",
             Op::LastRow => "last_row",
+            Op::RmsNormMul { .. } => "rms_norm_mul",
+            Op::Linear { .. } => "linear",
+            Op::Columns { .. } => "columns",
+            Op::Attention { .. } => "attention",
         }
     }
 
-    /// The weight this op reads, if any.
-    pub fn weight(&self) -> Option<&Weight> {
+    /// How many inputs the op reads.
+    pub fn arity(&self) -> usize {
         match self {
-            Op::Embed { table: w } | Op::MulWeight { weight: w } | Op::MatMul { weight: w } => {
-                Some(w)
+            Op::TokenIds => 0,
+            Op::AttnScores { .. } | Op::AttnMix { .. } | Op::Add | Op::Mul => 2,
+            Op::Attention { .. } => 3,
+            Op::RmsNormMul { residual, .. } => 1 + usize::from(*residual),
+            Op::Linear { epilogue, .. } => 1 + usize::from(epilogue.contains(&Epilogue::Residual)),
+            _ => 1,
+        }
+    }
+
+    /// Whether the op only reinterprets its input's buffer (no kernel, no buffer).
+    pub fn is_view(&self) -> bool {
+        matches!(self, Op::LastRow | Op::Columns { .. })
+    }
+
+    /// Whether the op is one kernel launch per step. Views are not, and neither
+    /// are the token ids, which the host uploads.
+    pub fn is_dispatch(&self) -> bool {
+        !self.is_view() && !matches!(self, Op::TokenIds)
+    }
+
+    /// Every weight this op reads.
+    pub fn weights(&self) -> Vec<&Weight> {
+        match self {
+            Op::Embed { table: w }
+            | Op::MulWeight { weight: w }
+            | Op::MatMul { weight: w }
+            | Op::RmsNormMul { weight: w, .. } => vec![w],
+            Op::Linear {
+                weights,
+                prologue,
+                epilogue,
+            } => {
+                let norms = epilogue.iter().filter_map(|step| match step {
+                    Epilogue::Norm { weight, .. } => Some(weight),
+                    _ => None,
+                });
+                weights
+                    .iter()
+                    .chain(prologue.iter().map(|p| &p.weight))
+                    .chain(norms)
+                    .collect()
             }
-            _ => None,
+            _ => vec![],
+        }
+    }
+
+    /// The weight vectors this op multiplies element-wise (norm weights), which the
+    /// CPU interpreter keeps as f32.
+    pub fn vectors(&self) -> Vec<&Weight> {
+        match self {
+            Op::Linear { weights, .. } => self
+                .weights()
+                .into_iter()
+                .filter(|w| !weights.contains(w))
+                .collect(),
+            Op::MulWeight { weight } | Op::RmsNormMul { weight, .. } => vec![weight],
+            _ => vec![],
         }
     }
 }
@@ -212,4 +371,26 @@ pub struct Node {
     pub ty: TensorType,
     /// Where in the model: `blk.3.attn_q`, `output_norm`, …
     pub label: String,
+    /// For a fused node, the canonical nodes it replaced (`op label`, in schedule
+    /// order); empty for canonical nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
+}
+
+impl Node {
+    /// The canonical nodes this node stands for: itself, or what it replaced.
+    pub fn origin(&self) -> Vec<String> {
+        if self.replaces.is_empty() {
+            vec![format!("{} {}", self.op.name(), self.label)]
+        } else {
+            self.replaces.clone()
+        }
+    }
+
+    /// Records that this node now also does the work of `other`.
+    pub fn absorb(&mut self, other: &Node) {
+        let mut replaces = self.origin();
+        replaces.extend(other.origin());
+        self.replaces = replaces;
+    }
 }

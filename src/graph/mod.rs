@@ -1,6 +1,7 @@
 //! The model as a static graph: IR types, the graph, a builder per architecture and printers.
 
 mod builder;
+mod edit;
 mod gemma3;
 mod ir;
 mod llama;
@@ -11,7 +12,10 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 pub use builder::LogitRows;
-pub use ir::{CacheDecl, DType, Dim, Node, Op, Rope, Step, TensorType, Weight};
+pub use edit::GraphParts;
+pub use ir::{
+    CacheDecl, Cols, DType, Dim, Epilogue, Node, NormPrologue, Op, Rope, Step, TensorType, Weight,
+};
 
 use crate::gguf::GgufHeader;
 use crate::model::{Architecture, ModelConfig};
@@ -19,8 +23,10 @@ use crate::model::{Architecture, ModelConfig};
 /// Node ids are petgraph indices.
 pub type NodeId = NodeIndex;
 
-/// A dataflow graph of ops. Edges carry the input slot they feed.
-#[derive(Debug, Clone, Default)]
+/// A dataflow graph of ops. Edges carry the input slot they feed. Serialised as
+/// its [`GraphParts`] (a node list), checked when read back.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "GraphParts", try_from = "GraphParts")]
 pub struct Graph {
     nodes: DiGraph<Node, usize>,
     /// KV-cache state, indexed by `Op::CacheWrite::cache`.
@@ -50,6 +56,7 @@ impl Graph {
             op,
             ty,
             label: label.into(),
+            replaces: Vec::new(),
         });
         for (slot, &input) in inputs.iter().enumerate() {
             self.nodes.add_edge(input, id, slot);

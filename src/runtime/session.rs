@@ -5,6 +5,8 @@ use std::path::Path;
 
 use super::cpu::{CpuInterpreter, RunError};
 use super::{KvCache, KvType};
+use crate::compiler::plan::fused_graph;
+use crate::compiler::{Plan, PlanError};
 use crate::gguf::{GgufError, GgufFile};
 use crate::graph::{Graph, LogitRows};
 use crate::model::{ConfigError, ModelConfig};
@@ -17,10 +19,13 @@ pub enum LoadError {
     Config { path: String, source: ConfigError },
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
 }
 
 /// A GGUF model with its configuration and graphs (one yielding logits for every
-/// position, one for the last position only; both share one cache layout).
+/// position, one for the last position only; both share one cache layout). The
+/// graphs are the compiler's fused ones unless loaded with [`Model::load_unfused`].
 pub struct Model {
     pub gguf: GgufFile,
     pub config: ModelConfig,
@@ -29,19 +34,54 @@ pub struct Model {
 }
 
 impl Model {
+    /// Loads a `.gguf` (fusing its graph in memory) or a `.rtc` plan (running the
+    /// graphs it holds, over the GGUF it names, which must be the one it was
+    /// compiled from). The two are told apart by their magic bytes.
     pub fn load(path: impl AsRef<Path>) -> Result<Model, LoadError> {
-        let gguf = GgufFile::open(path.as_ref())?;
+        let path = path.as_ref();
+        if Plan::is_plan_file(path)? {
+            return Model::from_plan(path);
+        }
+        Model::from_gguf(path, |config, gguf, rows| {
+            fused_graph(config, gguf.header(), rows)
+        })
+    }
+
+    /// Loads a `.gguf` with its canonical, unfused graphs (the reference the fused
+    /// graphs are tested against).
+    pub fn load_unfused(path: impl AsRef<Path>) -> Result<Model, LoadError> {
+        Model::from_gguf(path.as_ref(), |config, gguf, rows| {
+            Graph::build(config, gguf.header(), rows)
+        })
+    }
+
+    fn from_gguf(
+        path: &Path,
+        build: impl Fn(&ModelConfig, &GgufFile, LogitRows) -> Graph,
+    ) -> Result<Model, LoadError> {
+        let gguf = GgufFile::open(path)?;
         let config = ModelConfig::from_gguf(gguf.header()).map_err(|source| LoadError::Config {
-            path: path.as_ref().display().to_string(),
+            path: path.display().to_string(),
             source,
         })?;
-        let graph_all = Graph::build(&config, gguf.header(), LogitRows::All);
-        let graph_last = Graph::build(&config, gguf.header(), LogitRows::Last);
+        let graph_all = build(&config, &gguf, LogitRows::All);
+        let graph_last = build(&config, &gguf, LogitRows::Last);
         Ok(Model {
             gguf,
             config,
             graph_all,
             graph_last,
+        })
+    }
+
+    fn from_plan(path: &Path) -> Result<Model, LoadError> {
+        let plan = Plan::load(path)?;
+        let gguf = plan.open_model(path)?;
+        Ok(Model {
+            gguf,
+            config: plan.config,
+            graph_all: plan.graph_all,
+            graph_last: plan.graph_last,
         })
     }
 

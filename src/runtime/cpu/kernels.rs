@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::vec_dot::dot_row;
 use crate::gguf::dequant::dequantize;
 use crate::gguf::GgmlType;
-use crate::graph::Rope;
+use crate::graph::{Cols, Rope};
 use crate::model::RopeMode;
 
 /// Dequantises one row of weights (whole blocks) into `out`, which must fit exactly.
@@ -242,4 +242,22 @@ pub fn gelu_tanh(x: &mut [f32]) {
     x.iter_mut().for_each(|v| {
         *v = 0.5 * *v * (1.0 + (SQRT_2_OVER_PI * (*v + 0.044715 * *v * *v * *v)).tanh())
     });
+}
+
+/// Columns `cols` of each `row_len`-long row of `x`, as rows of `cols.len`.
+pub fn columns(x: &[f32], row_len: usize, cols: Cols) -> Vec<f32> {
+    x.chunks_exact(row_len)
+        .flat_map(|row| &row[cols.start..cols.end()])
+        .copied()
+        .collect()
+}
+
+/// Writes rows of `cols.len` values into columns `cols` of each row of `x`.
+pub fn set_columns(x: &mut [f32], row_len: usize, cols: Cols, values: &[f32]) {
+    for (row, v) in x
+        .chunks_exact_mut(row_len)
+        .zip(values.chunks_exact(cols.len))
+    {
+        row[cols.start..cols.end()].copy_from_slice(v);
+    }
 }

@@ -2,11 +2,13 @@
 //! activations. Quantised weights stay in the memory map and are dequantised a row
 //! at a time inside the matmul.
 
+mod fused;
 pub mod kernels;
 mod vec_dot;
 
 use std::collections::HashMap;
 
+use fused::{AttentionOp, Weights};
 use kernels::Heads;
 
 use super::KvCache;
@@ -23,6 +25,12 @@ pub enum RunError {
     NoTokens,
     #[error("weight `{0}` is not in the model file")]
     MissingWeight(String),
+    #[error("weight `{name}` is {found} in the model file, but the graph expects {expected}")]
+    WeightMismatch {
+        name: String,
+        found: String,
+        expected: String,
+    },
 }
 
 /// A graph bound to the weights of one GGUF file.
@@ -38,15 +46,26 @@ impl<'a> CpuInterpreter<'a> {
         let mut vectors = HashMap::new();
         for id in graph.schedule() {
             let op = &graph.node(id).op;
-            if let Some(w) = op.weight() {
-                let (_, bytes) = gguf
+            for w in op.weights() {
+                let (info, _) = gguf
                     .tensor_data(&w.name)
                     .ok_or_else(|| RunError::MissingWeight(w.name.clone()))?;
-                if let Op::MulWeight { weight } = op {
-                    let mut v = vec![0f32; weight.rows * weight.cols];
-                    kernels::dequantize_row(weight.ty, bytes, &mut v);
-                    vectors.insert(weight.name.clone(), v);
+                let shape = |ty, rows: u64, cols: u64| format!("{ty} [{rows} x {cols}]");
+                let cols = info.dims[0];
+                let rows = info.n_elements() / cols.max(1);
+                if (info.ty, rows, cols) != (w.ty, w.rows as u64, w.cols as u64) {
+                    return Err(RunError::WeightMismatch {
+                        name: w.name.clone(),
+                        found: shape(info.ty, rows, cols),
+                        expected: shape(w.ty, w.rows as u64, w.cols as u64),
+                    });
                 }
+            }
+            for weight in op.vectors() {
+                let bytes = gguf.tensor_data(&weight.name).expect("checked above").1;
+                let mut v = vec![0f32; weight.rows * weight.cols];
+                kernels::dequantize_row(weight.ty, bytes, &mut v);
+                vectors.insert(weight.name.clone(), v);
             }
         }
         Ok(CpuInterpreter {
@@ -59,7 +78,19 @@ impl<'a> CpuInterpreter<'a> {
     fn bytes(&self, name: &str) -> &'a [u8] {
         self.gguf.tensor_data(name).expect("checked in new()").1
     }
+}
 
+impl Weights for CpuInterpreter<'_> {
+    fn bytes(&self, name: &str) -> &[u8] {
+        CpuInterpreter::bytes(self, name)
+    }
+
+    fn vector(&self, name: &str) -> &[f32] {
+        &self.vectors[name]
+    }
+}
+
+impl<'a> CpuInterpreter<'a> {
     /// Runs one step over `tokens` at positions `past ..`, reading and extending `kv`.
     /// Returns the output node's value (the logits, row-major).
     pub fn run(&self, tokens: &[u32], past: usize, kv: &mut KvCache) -> Result<Vec<f32>, RunError> {
@@ -241,6 +272,57 @@ impl<'a> CpuInterpreter<'a> {
                 let x = input(0);
                 let row_len = x.len() / step.tokens;
                 x[x.len() - row_len..].to_vec()
+            }
+            Op::RmsNormMul {
+                eps,
+                group,
+                weight,
+                residual,
+            } => fused::rms_norm_mul(
+                input(0),
+                *group,
+                *eps,
+                &self.vectors[&weight.name],
+                residual.then(|| input(1).as_slice()),
+            ),
+            Op::Linear {
+                weights,
+                prologue,
+                epilogue,
+            } => fused::linear(
+                input(0),
+                (inputs.len() > 1).then(|| input(1).as_slice()),
+                weights,
+                prologue.as_ref(),
+                epilogue,
+                step,
+                self,
+            ),
+            Op::Columns { cols } => {
+                let x = input(0);
+                kernels::columns(x, x.len() / step.tokens, *cols)
+            }
+            Op::Attention {
+                n_head,
+                n_head_kv,
+                head_dim,
+                scale,
+                window,
+                k_cache,
+                v_cache,
+            } => {
+                let op = AttentionOp {
+                    heads: Heads {
+                        n_head: *n_head,
+                        n_head_kv: *n_head_kv,
+                        head_dim: *head_dim,
+                    },
+                    scale: *scale,
+                    window: *window,
+                    k_cache: *k_cache,
+                    v_cache: *v_cache,
+                };
+                fused::attention(input(0), input(1), input(2), &op, step, kv)
             }
         };
         debug_assert_eq!(out.len(), node.ty.elements(step), "{}", node.label);
