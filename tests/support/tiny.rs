@@ -25,7 +25,7 @@ pub fn llama(n_layer: u64, n_head_kv: u64, group: u64, n_ff: u64) -> Preset {
         context_length: 64,
         rope_freq_base: 10_000.0,
         rms_eps: 1e-5,
-        tied_output: n_layer % 2 == 0,
+        tied_output: n_layer.is_multiple_of(2),
         sliding_window: None,
         vocab: VocabKind::SentencePiece,
     }

@@ -8,7 +8,7 @@ use crate::graph::{Cols, Epilogue, Graph, NodeId, Op};
 /// The epilogue step standing for `op` applied to columns `cols`, if it can be one.
 fn as_step(op: &Op, cols: Cols) -> Option<Epilogue> {
     match op {
-        Op::Rope(rope) if cols.len % rope.head_dim == 0 => {
+        Op::Rope(rope) if cols.len.is_multiple_of(rope.head_dim) => {
             Some(Epilogue::Rope { cols, rope: *rope })
         }
         Op::Scale { factor } => Some(Epilogue::Scale {
@@ -20,7 +20,7 @@ fn as_step(op: &Op, cols: Cols) -> Option<Epilogue> {
             group,
             weight,
             residual: false,
-        } if cols.len % group == 0 => Some(Epilogue::Norm {
+        } if cols.len.is_multiple_of(*group) => Some(Epilogue::Norm {
             cols,
             eps: *eps,
             group: *group,

@@ -102,7 +102,11 @@ pub fn strftime(format: &str, t: Civil) -> String {
         };
         let month = MONTHS[(t.month - 1) as usize];
         let day = DAYS[t.weekday as usize];
-        let hour12 = if t.hour.is_multiple_of(12) { 12 } else { t.hour % 12 };
+        let hour12 = if t.hour.is_multiple_of(12) {
+            12
+        } else {
+            t.hour % 12
+        };
         match spec {
             'Y' => out += &t.year.to_string(),
             'y' => out += &format!("{:02}", t.year.rem_euclid(100)),
