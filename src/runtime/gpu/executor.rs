@@ -11,7 +11,7 @@ use super::shaders::{Access, Module, COLS_MULTIPLE, MATMUL_ROWS_PER_GROUP};
 use super::weights::{padded, upload, WeightPart};
 use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
-use crate::graph::{Dim, Graph, Op, Weight};
+use crate::graph::{Dim, Graph, Op, Step, TensorType, Weight};
 use crate::model::RopeMode;
 use crate::runtime::cpu::{kernels, RunError};
 
@@ -177,8 +177,7 @@ pub struct GpuExecutor<'a> {
     /// Per dispatch: its bind group, unless it binds a cache (then the cache holds it).
     bind_groups: Vec<Option<wgpu::BindGroup>>,
     output: wgpu::Buffer,
-    output_row_len: usize,
-    output_rows: Rows,
+    output_type: TensorType,
     readback: wgpu::Buffer,
     argmax_pipeline: wgpu::ComputePipeline,
     argmax_bind_group: wgpu::BindGroup,
@@ -489,8 +488,7 @@ impl<'a> GpuExecutor<'a> {
                 "the output is not an activation".into(),
             ));
         };
-        let out_bytes =
-            (output_rows.resolve(max_tokens as u32) as usize * output_row_len * 4) as u64;
+        let out_bytes = (max_elements(&output_node.ty, options) * 4) as u64;
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: padded(out_bytes as usize),
@@ -556,8 +554,7 @@ impl<'a> GpuExecutor<'a> {
             dispatches: loader.dispatches,
             bind_groups,
             output,
-            output_row_len,
-            output_rows,
+            output_type: output_node.ty.clone(),
             readback,
             argmax_pipeline: argmax.pipeline,
             argmax_bind_group,
@@ -613,8 +610,11 @@ impl<'a> GpuExecutor<'a> {
         kv: &mut GpuKvCache,
     ) -> Result<Vec<f32>, GpuError> {
         let mut encoder = self.record(tokens, past, kv)?;
-        let rows = self.output_rows.resolve(tokens.len() as u32) as usize;
-        let bytes = (rows * self.output_row_len * 4) as u64;
+        let step = Step {
+            past,
+            tokens: tokens.len(),
+        };
+        let bytes = (self.output_type.elements(step) * 4) as u64;
         encoder.copy_buffer_to_buffer(&self.output, 0, &self.readback, 0, bytes);
         self.context.queue.submit([encoder.finish()]);
         let data = self.read(&self.readback, bytes)?;
@@ -757,16 +757,6 @@ fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError>
                 ))),
             }
         };
-        let max_elements: usize = node
-            .ty
-            .shape
-            .iter()
-            .map(|d| match d {
-                Dim::Fixed(n) => *n,
-                Dim::Tokens => opts.max_tokens,
-                Dim::Context => opts.context,
-            })
-            .product();
         let rows = node.ty.shape.first().map_or(Rows::Tokens, |d| Rows::of(*d));
         let n = node.ty.row_len().unwrap_or(1) as u32;
         let items = |per_row: u32| Grid::Items {
@@ -797,7 +787,7 @@ fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError>
                 Value::Cache(*cache)
             }
             op => {
-                let out = l.activation(label, max_elements)?;
+                let out = l.activation(label, max_elements(&node.ty, opts))?;
                 let o = Source::Buffer(out.clone());
                 match op {
                     Op::TokenIds | Op::CacheWrite { .. } => unreachable!("handled above"),
@@ -1006,6 +996,18 @@ fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError>
         values.push(value);
     }
     Ok((values, n_vocab))
+}
+
+/// Elements of a tensor in the largest step.
+fn max_elements(ty: &TensorType, options: GpuOptions) -> usize {
+    ty.shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Tokens => options.max_tokens,
+            Dim::Context => options.context,
+        })
+        .product()
 }
 
 /// Heads of an attention tensor `[H, T, ctx]` (its first dim).
