@@ -769,7 +769,7 @@ fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError>
             Op::CacheWrite { cache } => {
                 let x = input(0)?;
                 let row_len = graph.caches[*cache].row_len as u32;
-                if row_len % 2 != 0 {
+                if !row_len.is_multiple_of(2) {
                     return Err(GpuError::Unsupported(format!("`{label}`: odd cache rows")));
                 }
                 l.dispatch(
