@@ -1,6 +1,7 @@
 //! Running graphs: the CPU interpreter (the reference), the KV cache, sessions and sampling.
 
 pub mod cpu;
+pub mod gpu;
 mod kv;
 
 pub use kv::{KvCache, KvType};

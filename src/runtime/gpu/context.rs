@@ -1,0 +1,180 @@
+//! The device: adapter choice, the device opened with the adapter's own limits, and
+//! the errors wgpu reports out of band (device lost, uncaptured errors) kept for the
+//! next check instead of wgpu's default panic.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use super::GpuError;
+
+/// Which adapter to open.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AdapterChoice {
+    /// The best adapter there is: a discrete GPU before an integrated or virtual one,
+    /// a software rasteriser (lavapipe, llvmpipe) last; Vulkan, Metal and DX12 before GL.
+    #[default]
+    Auto,
+    /// The first adapter (in `Auto`'s order) whose name contains this, ignoring case.
+    Named(String),
+}
+
+impl FromStr for AdapterChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(if s.eq_ignore_ascii_case("auto") {
+            AdapterChoice::Auto
+        } else {
+            AdapterChoice::Named(s.to_string())
+        })
+    }
+}
+
+/// An open device and its queue.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    /// Errors wgpu reported outside any error scope, and why the device was lost.
+    reported: Arc<Mutex<Vec<String>>>,
+}
+
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (device, backend)
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+}
+
+/// Blocks on a wgpu future (every native wgpu future resolves once the device is polled).
+pub(super) fn block_on<F: Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+impl GpuContext {
+    pub fn new(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let mut adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        adapters.sort_by_key(|a| rank(&a.get_info()));
+        let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+        let adapter = match choice {
+            AdapterChoice::Auto => adapters.into_iter().next().ok_or_else(|| {
+                GpuError::NoAdapter(
+                    "wgpu found no adapter on any backend (install a Vulkan, Metal or DX12 \
+                     driver; Mesa's lavapipe gives a software one)"
+                        .into(),
+                )
+            })?,
+            AdapterChoice::Named(part) => {
+                let wanted = part.to_lowercase();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                    .ok_or_else(|| {
+                        GpuError::NoAdapter(format!(
+                            "none is named like `{part}`; there are: {}",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ))
+                    })?
+            }
+        };
+        let info = adapter.get_info();
+        let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("rustorch"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::DeviceRequest {
+            adapter: describe(&info),
+            reason: e.to_string(),
+        })?;
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let sink = reported.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut list) = sink.lock() {
+                list.push(e.to_string());
+            }
+        }));
+        let sink = reported.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut list) = sink.lock() {
+                list.push(format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            reported,
+        })
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The adapter's name, backend and kind, as messages print it.
+    pub fn adapter_description(&self) -> String {
+        describe(&self.info)
+    }
+
+    pub fn limits(&self) -> wgpu::Limits {
+        self.device.limits()
+    }
+
+    /// Fails with the first error wgpu reported out of band since the last check.
+    pub(super) fn check(&self) -> Result<(), GpuError> {
+        let first = match self.reported.lock() {
+            Ok(mut list) => list.drain(..).next(),
+            Err(_) => Some("an error handler panicked".to_string()),
+        };
+        match first {
+            None => Ok(()),
+            Some(message) if message.starts_with("device lost") => {
+                Err(GpuError::DeviceLost(message))
+            }
+            Some(message) => Err(GpuError::Device(message)),
+        }
+    }
+
+    /// Runs `f` inside an error scope of `filter`, returning wgpu's error as `Err(message)`.
+    pub(super) fn scoped<T>(
+        &self,
+        filter: wgpu::ErrorFilter,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, String> {
+        let scope = self.device.push_error_scope(filter);
+        let value = f();
+        match block_on(scope.pop()) {
+            None => Ok(value),
+            Some(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Waits for all submitted work.
+    pub(super) fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
+        self.check()
+    }
+}

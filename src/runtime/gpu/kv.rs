@@ -1,0 +1,18 @@
+//! The KV cache on the device: one f16 buffer per cache of the graph, `capacity`
+//! positions long, stored as u32 words of two values (see `wgsl/kv_cache.wgsl`), held
+//! by the bind groups of the dispatches that read or write it.
+
+/// Made by [`super::GpuExecutor::kv_cache`]; used only with the executor that made it.
+pub struct GpuKvCache {
+    pub(super) owner: u64,
+    pub(super) capacity: usize,
+    /// Per dispatch of the executor: its bind group when it binds a cache buffer.
+    pub(super) bind_groups: Vec<Option<wgpu::BindGroup>>,
+}
+
+impl GpuKvCache {
+    /// Positions each cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

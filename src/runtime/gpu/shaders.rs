@@ -1,0 +1,147 @@
+//! The WGSL modules the executor builds, assembled from `wgsl/`: the prelude, then for
+//! kernels that read weights `weights.wgsl` and the weight type's `quant/*.wgsl`, then
+//! the kernel family's file. Every module is complete (each override has a default),
+//! so each can be validated and translated on its own.
+
+use crate::gguf::GgmlType;
+
+macro_rules! wgsl {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl/", $name))
+    };
+}
+
+const PRELUDE: &str = wgsl!("prelude.wgsl");
+const WEIGHTS: &str = wgsl!("weights.wgsl");
+
+/// A kernel family, specialised by weight type where it reads weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Module {
+    Embed(GgmlType),
+    Matmul(GgmlType),
+    Elementwise,
+    RmsNorm,
+    Rope,
+    KvCache,
+    Attention,
+    Argmax,
+}
+
+/// How a kernel sees a storage buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+use Access::{Read, ReadWrite};
+
+/// The `override` the matmul's decode kernel is specialised with: rows per workgroup.
+pub const MATMUL_ROWS_PER_GROUP: u32 = 4;
+
+impl Module {
+    /// Every module the executor can build.
+    pub fn all() -> Vec<Module> {
+        let mut all = vec![
+            Module::Elementwise,
+            Module::RmsNorm,
+            Module::Rope,
+            Module::KvCache,
+            Module::Attention,
+            Module::Argmax,
+        ];
+        for ty in GgmlType::ALL {
+            all.push(Module::Embed(ty));
+            all.push(Module::Matmul(ty));
+        }
+        all
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Module::Embed(ty) => format!("embed_{}", ty.name().to_lowercase()),
+            Module::Matmul(ty) => format!("matmul_{}", ty.name().to_lowercase()),
+            Module::Elementwise => "elementwise".into(),
+            Module::RmsNorm => "rms_norm".into(),
+            Module::Rope => "rope".into(),
+            Module::KvCache => "kv_cache".into(),
+            Module::Attention => "attention".into(),
+            Module::Argmax => "argmax".into(),
+        }
+    }
+
+    pub fn entry_points(self) -> &'static [&'static str] {
+        match self {
+            Module::Embed(_) => &["embed"],
+            Module::Matmul(_) => &["matmul_decode", "matmul_prefill"],
+            Module::Elementwise => &["scale", "mul", "add", "silu", "gelu_tanh", "last_row"],
+            Module::RmsNorm => &["rms_norm"],
+            Module::Rope => &["rope"],
+            Module::KvCache => &["cache_write"],
+            Module::Attention => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
+            Module::Argmax => &["argmax"],
+        }
+    }
+
+    /// The storage buffers at bindings 2, 3, …; binding 0 is the step (read-only
+    /// storage) and binding 1 the dispatch's parameters (uniform) in every module.
+    pub fn storage(self) -> &'static [Access] {
+        match self {
+            Module::Embed(_) => &[Read, ReadWrite],
+            Module::Matmul(_) | Module::Elementwise | Module::Attention => &[Read, Read, ReadWrite],
+            Module::RmsNorm | Module::Rope | Module::KvCache | Module::Argmax => &[Read, ReadWrite],
+        }
+    }
+
+    /// Override values the executor sets (the sources' defaults are the same).
+    pub fn constants(self) -> &'static [(&'static str, f64)] {
+        match self {
+            Module::Matmul(_) => &[("ROWS_PER_GROUP", MATMUL_ROWS_PER_GROUP as f64)],
+            _ => &[],
+        }
+    }
+
+    /// The module's complete WGSL source.
+    pub fn source(self) -> String {
+        let parts: Vec<&str> = match self {
+            Module::Embed(ty) => [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("embed.wgsl")]].concat(),
+            Module::Matmul(ty) => {
+                [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("matmul.wgsl")]].concat()
+            }
+            Module::Elementwise => vec![PRELUDE, wgsl!("elementwise.wgsl")],
+            Module::RmsNorm => vec![PRELUDE, wgsl!("rms_norm.wgsl")],
+            Module::Rope => vec![PRELUDE, wgsl!("rope.wgsl")],
+            Module::KvCache => vec![PRELUDE, wgsl!("kv_cache.wgsl")],
+            Module::Attention => vec![PRELUDE, wgsl!("attention.wgsl")],
+            Module::Argmax => vec![PRELUDE, wgsl!("argmax.wgsl")],
+        };
+        parts.join("\n")
+    }
+}
+
+/// The sources that define `dequant8` for one weight type.
+fn quant(ty: GgmlType) -> &'static [&'static str] {
+    const K_SCALES: &str = wgsl!("quant/k_scales.wgsl");
+    const IQ4_LEVELS: &str = wgsl!("quant/iq4_levels.wgsl");
+    match ty {
+        GgmlType::F32 => &[wgsl!("quant/f32.wgsl")],
+        GgmlType::F16 => &[wgsl!("quant/f16.wgsl")],
+        GgmlType::BF16 => &[wgsl!("quant/bf16.wgsl")],
+        GgmlType::Q4_0 => &[wgsl!("quant/q4_0.wgsl")],
+        GgmlType::Q4_1 => &[wgsl!("quant/q4_1.wgsl")],
+        GgmlType::Q5_0 => &[wgsl!("quant/q5_0.wgsl")],
+        GgmlType::Q5_1 => &[wgsl!("quant/q5_1.wgsl")],
+        GgmlType::Q8_0 => &[wgsl!("quant/q8_0.wgsl")],
+        GgmlType::Q2K => &[wgsl!("quant/q2_k.wgsl")],
+        GgmlType::Q3K => &[wgsl!("quant/q3_k.wgsl")],
+        GgmlType::Q4K => &[K_SCALES, wgsl!("quant/q4_k.wgsl")],
+        GgmlType::Q5K => &[K_SCALES, wgsl!("quant/q5_k.wgsl")],
+        GgmlType::Q6K => &[wgsl!("quant/q6_k.wgsl")],
+        GgmlType::IQ4NL => &[IQ4_LEVELS, wgsl!("quant/iq4_nl.wgsl")],
+        GgmlType::IQ4XS => &[IQ4_LEVELS, wgsl!("quant/iq4_xs.wgsl")],
+    }
+}
+
+/// Row lengths the weight kernels accept: multiples of the prefill matmul's chunk of 32
+/// columns (every quantised row is one, its blocks being 32 or 256 weights).
+pub const COLS_MULTIPLE: usize = 32;

@@ -1,0 +1,87 @@
+//! Weights on the device, as they are in the GGUF: each tensor goes from the memory map
+//! straight into buffers mapped at creation, split by rows into several buffers when
+//! it is larger than one storage binding may be.
+
+use super::GpuError;
+
+/// A range of whole rows of a weight in one buffer.
+pub struct WeightPart {
+    pub buffer: wgpu::Buffer,
+    pub first_row: usize,
+    pub rows: usize,
+}
+
+/// How `rows` rows of `row_bytes` bytes are split: the rows of each part, in order.
+pub fn split_rows(rows: usize, row_bytes: usize, max_binding: u64) -> Result<Vec<usize>, String> {
+    let per_part = (max_binding / row_bytes.max(1) as u64) as usize;
+    if per_part == 0 {
+        return Err(format!(
+            "one row of {row_bytes} bytes exceeds the device's largest storage binding of {max_binding} bytes"
+        ));
+    }
+    let mut parts = Vec::new();
+    let mut left = rows;
+    while left > 0 {
+        let n = left.min(per_part);
+        parts.push(n);
+        left -= n;
+    }
+    Ok(parts)
+}
+
+/// Buffer sizes are multiples of 4.
+pub fn padded(bytes: usize) -> u64 {
+    (bytes.max(4) as u64).next_multiple_of(4)
+}
+
+/// Uploads `bytes` (`rows` rows of `row_bytes`) as one or more storage buffers.
+pub fn upload(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: &[u8],
+    rows: usize,
+    row_bytes: usize,
+    max_binding: u64,
+) -> Result<Vec<WeightPart>, GpuError> {
+    let sizes = split_rows(rows, row_bytes, max_binding)
+        .map_err(|e| GpuError::Unsupported(format!("weight `{label}`: {e}")))?;
+    let mut parts = Vec::with_capacity(sizes.len());
+    let mut first_row = 0;
+    for rows in sizes {
+        let src = &bytes[first_row * row_bytes..(first_row + rows) * row_bytes];
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: padded(src.len()),
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = buffer
+                .get_mapped_range_mut(..)
+                .map_err(|e| GpuError::Device(format!("mapping `{label}`: {e}")))?;
+            view.slice(..src.len()).copy_from_slice(src);
+        }
+        buffer.unmap();
+        parts.push(WeightPart {
+            buffer,
+            first_row,
+            rows,
+        });
+        first_row += rows;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_into_parts_that_fit_a_binding() {
+        assert_eq!(split_rows(10, 100, 1000), Ok(vec![10]));
+        assert_eq!(split_rows(25, 100, 1000), Ok(vec![10, 10, 5]));
+        assert_eq!(split_rows(25, 100, 1050), Ok(vec![10, 10, 5]));
+        assert!(split_rows(1, 2000, 1000).is_err());
+        assert_eq!(split_rows(0, 100, 1000), Ok(vec![]));
+    }
+}

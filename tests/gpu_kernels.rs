@@ -1,0 +1,365 @@
+//! Every GPU kernel beside its CPU twin: small graphs of one op (fed by embedding
+//! lookups of random f32 tables) run on the CPU interpreter and on the GPU, on fresh
+//! random inputs every run; relative L2 < 1e-4.
+
+mod gpu_common;
+
+use gpu_common::{gpu, relative_l2, rng, Tensor, TestFile};
+use rustorch::gguf::GgmlType;
+use rustorch::graph::{CacheDecl, DType, Dim, Graph, NodeId, Op, Rope, TensorType, Weight};
+use rustorch::model::RopeMode;
+use rustorch::runtime::cpu::{CpuInterpreter, RunError};
+use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions};
+use rustorch::runtime::{argmax, KvCache, KvType};
+use rustorch::synth::SplitMix64;
+
+const TOLERANCE: f64 = 1e-4;
+const CONTEXT: usize = 32;
+
+fn rows(n: usize) -> TensorType {
+    TensorType::f32(&[Dim::Tokens, Dim::Fixed(n)])
+}
+
+/// A graph under construction with the tensors it reads.
+struct Net {
+    graph: Graph,
+    tensors: Vec<Tensor>,
+    ids: NodeId,
+}
+
+impl Net {
+    fn new() -> Net {
+        let mut graph = Graph::default();
+        let ty = TensorType {
+            dtype: DType::I32,
+            shape: vec![Dim::Tokens],
+        };
+        let ids = graph.add(Op::TokenIds, ty, "tokens", &[]);
+        Net {
+            graph,
+            tensors: Vec::new(),
+            ids,
+        }
+    }
+
+    fn weight(&mut self, tensor: Tensor) -> Weight {
+        let w = Weight {
+            name: tensor.name.clone(),
+            ty: tensor.ty,
+            rows: tensor.rows,
+            cols: tensor.cols,
+        };
+        self.tensors.push(tensor);
+        w
+    }
+
+    /// An activation `[T, cols]`: row `id` of a random table for each token id.
+    fn input(&mut self, name: &str, cols: usize, rng: &mut SplitMix64) -> NodeId {
+        let values: Vec<f32> = (0..CONTEXT * cols).map(|_| rng.signed_unit()).collect();
+        let table = self.weight(Tensor::f32(name, CONTEXT, cols, &values));
+        let ids = self.ids;
+        self.graph
+            .add(Op::Embed { table }, rows(cols), name, &[ids])
+    }
+
+    fn op(&mut self, op: Op, ty: TensorType, inputs: &[NodeId]) -> NodeId {
+        let label = op.name().to_string();
+        self.graph.add(op, ty, label, inputs)
+    }
+
+    fn same(&mut self, op: Op, inputs: &[NodeId]) -> NodeId {
+        let ty = self.graph.node(inputs[0]).ty.clone();
+        self.op(op, ty, inputs)
+    }
+
+    /// Runs each step on the CPU and the GPU and compares the outputs.
+    fn check(mut self, output: NodeId, steps: &[&[u32]], what: &str) {
+        let Some(context) = gpu() else { return };
+        self.graph.output = output;
+        let file = TestFile::new(&self.tensors);
+        let cpu = CpuInterpreter::new(&self.graph, &file.gguf).unwrap();
+        let max_tokens = steps.iter().map(|s| s.len()).max().unwrap();
+        let options = GpuOptions {
+            max_tokens,
+            context: CONTEXT,
+        };
+        let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut cpu_kv = KvCache::new(&self.graph, CONTEXT, KvType::F16);
+        let mut gpu_kv = gpu.kv_cache().unwrap();
+        let mut past = 0;
+        for tokens in steps {
+            let want = cpu.run(tokens, past, &mut cpu_kv).unwrap();
+            let got = gpu
+                .run(tokens, past, &mut gpu_kv)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let err = relative_l2(&got, &want);
+            assert!(
+                err < TOLERANCE,
+                "{what}, {} tokens after {past}: relative L2 {err:e}",
+                tokens.len()
+            );
+            past += tokens.len();
+        }
+    }
+}
+
+const ONE_STEP: &[&[u32]] = &[&[3, 0, 17, 9, 30]];
+/// Prefill, then decode, then a short prefill, each over what came before.
+const STEPS: &[&[u32]] = &[&[0, 1, 2, 3, 4], &[5], &[6, 7, 8]];
+
+#[test]
+fn embedding_of_every_type() {
+    let mut rng = rng("embedding_of_every_type");
+    for ty in GgmlType::ALL {
+        let mut net = Net::new();
+        let table = net.weight(Tensor::random("table", ty, CONTEXT, 512, &mut rng));
+        let ids = net.ids;
+        let out = net.op(Op::Embed { table }, rows(512), &[ids]);
+        net.check(out, ONE_STEP, &format!("embed {ty}"));
+    }
+}
+
+fn matmul_case(ty: GgmlType, steps: &[&[u32]], rng: &mut SplitMix64) {
+    let (n_rows, cols) = (70, 512);
+    let mut net = Net::new();
+    let x = net.input("x", cols, rng);
+    let weight = net.weight(Tensor::random("w", ty, n_rows, cols, rng));
+    let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
+    net.check(out, steps, &format!("matmul {ty}"));
+}
+
+#[test]
+fn matmul_decode_of_every_type() {
+    let mut rng = rng("matmul_decode_of_every_type");
+    for ty in GgmlType::ALL {
+        matmul_case(ty, &[&[4], &[11]], &mut rng);
+    }
+}
+
+#[test]
+fn matmul_prefill_of_every_type() {
+    let mut rng = rng("matmul_prefill_of_every_type");
+    let twenty: Vec<u32> = (0..20).collect();
+    for ty in GgmlType::ALL {
+        matmul_case(ty, &[&twenty, &[1, 2]], &mut rng);
+    }
+}
+
+#[test]
+fn unary_ops() {
+    let mut rng = rng("unary_ops");
+    let ops = [
+        Op::Scale { factor: 0.37 },
+        Op::Silu,
+        Op::GeluTanh,
+        Op::RmsNorm {
+            eps: 1e-6,
+            group: 96,
+        },
+        Op::RmsNorm {
+            eps: 1e-5,
+            group: 16,
+        },
+    ];
+    for op in ops {
+        let mut net = Net::new();
+        let x = net.input("x", 96, &mut rng);
+        let what = format!("{op:?}");
+        let out = net.same(op, &[x]);
+        net.check(out, ONE_STEP, &what);
+    }
+}
+
+#[test]
+fn binary_ops_and_norm_weight() {
+    let mut rng = rng("binary_ops_and_norm_weight");
+    for op in [Op::Add, Op::Mul] {
+        let mut net = Net::new();
+        let a = net.input("a", 96, &mut rng);
+        let b = net.input("b", 96, &mut rng);
+        let what = format!("{op:?}");
+        let out = net.same(op, &[a, b]);
+        net.check(out, ONE_STEP, &what);
+    }
+    let mut net = Net::new();
+    let x = net.input("x", 96, &mut rng);
+    let weight = net.weight(Tensor::random("norm", GgmlType::F32, 1, 96, &mut rng));
+    let out = net.same(Op::MulWeight { weight }, &[x]);
+    net.check(out, ONE_STEP, "mul_weight");
+}
+
+#[test]
+fn last_row() {
+    let mut rng = rng("last_row");
+    let mut net = Net::new();
+    let x = net.input("x", 64, &mut rng);
+    let out = net.op(
+        Op::LastRow,
+        TensorType::f32(&[Dim::Fixed(1), Dim::Fixed(64)]),
+        &[x],
+    );
+    net.check(out, ONE_STEP, "last_row");
+}
+
+#[test]
+fn rope_both_modes() {
+    let mut rng = rng("rope_both_modes");
+    for (mode, n_rot) in [
+        (RopeMode::Adjacent, 32),
+        (RopeMode::Halves, 32),
+        (RopeMode::Halves, 16),
+    ] {
+        let mut net = Net::new();
+        let x = net.input("x", 4 * 32, &mut rng);
+        let rope = Rope {
+            mode,
+            head_dim: 32,
+            n_rot,
+            base: 10_000.0,
+            freq_scale: 0.5 + rng.unit(),
+        };
+        let out = net.same(Op::Rope(rope), &[x]);
+        net.check(out, STEPS, &format!("rope {mode:?} n_rot {n_rot}"));
+    }
+}
+
+/// Which attention op's output a case checks.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+enum Stage {
+    Scores,
+    Mask,
+    Softmax,
+    Mix,
+}
+
+fn attention_case(stage: Stage, window: Option<usize>, rng: &mut SplitMix64) {
+    let (n_head, n_head_kv, head_dim) = (4, 2, 16);
+    let mut net = Net::new();
+    let q = net.input("q", n_head * head_dim, rng);
+    let k = net.input("k", n_head_kv * head_dim, rng);
+    let v = net.input("v", n_head_kv * head_dim, rng);
+    let cache_ty = TensorType::f32(&[Dim::Context, Dim::Fixed(n_head_kv * head_dim)]);
+    let mut cached = Vec::new();
+    for (i, x) in [k, v].into_iter().enumerate() {
+        net.graph.caches.push(CacheDecl {
+            name: format!("cache{i}"),
+            layer: 0,
+            row_len: n_head_kv * head_dim,
+            window,
+            rotary: None,
+            ring: false,
+        });
+        cached.push(net.op(Op::CacheWrite { cache: i }, cache_ty.clone(), &[x]));
+    }
+    let scores_ty = TensorType::f32(&[Dim::Fixed(n_head), Dim::Tokens, Dim::Context]);
+    let scores = net.op(
+        Op::AttnScores {
+            n_head,
+            n_head_kv,
+            head_dim,
+            scale: 0.25,
+        },
+        scores_ty,
+        &[q, cached[0]],
+    );
+    let mut out = scores;
+    if stage >= Stage::Mask {
+        out = net.same(Op::AttnMask { window }, &[out]);
+    }
+    if stage >= Stage::Softmax {
+        out = net.same(Op::Softmax, &[out]);
+    }
+    if stage >= Stage::Mix {
+        let mix = Op::AttnMix {
+            n_head,
+            n_head_kv,
+            head_dim,
+        };
+        out = net.op(mix, rows(n_head * head_dim), &[out, cached[1]]);
+    }
+    net.check(
+        out,
+        STEPS,
+        &format!("attention up to {stage:?}, window {window:?}"),
+    );
+}
+
+#[test]
+fn attention_ops_over_the_f16_cache() {
+    let mut rng = rng("attention_ops_over_the_f16_cache");
+    for stage in [Stage::Scores, Stage::Mask, Stage::Softmax, Stage::Mix] {
+        for window in [None, Some(3)] {
+            attention_case(stage, window, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn argmax_reads_back_the_first_largest_of_the_last_row() {
+    let Some(context) = gpu() else { return };
+    let mut rng = rng("argmax");
+    let n = 4992;
+    let mut values: Vec<f32> = (0..CONTEXT * n).map(|_| rng.signed_unit()).collect();
+    // Row 9 (the last token's) has its maximum twice.
+    let best = 1000 + (rng.next_u64() % 3000) as usize;
+    values[9 * n + best] = 2.0;
+    values[9 * n + best + 700] = 2.0;
+    let mut net = Net::new();
+    let table = net.weight(Tensor::f32("logits", CONTEXT, n, &values));
+    let ids = net.ids;
+    let out = net.op(Op::Embed { table }, rows(n), &[ids]);
+    net.graph.output = out;
+    let file = TestFile::new(&net.tensors);
+    let options = GpuOptions {
+        max_tokens: 4,
+        context: CONTEXT,
+    };
+    let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
+    let mut kv = gpu.kv_cache().unwrap();
+    let got = gpu.run_argmax(&[4, 9], 0, &mut kv).unwrap();
+    assert_eq!(got as usize, best);
+    assert_eq!(argmax(&values[9 * n..10 * n]), best);
+    // Every row alone agrees with the CPU's argmax.
+    for row in 0..8u32 {
+        let got = gpu.run_argmax(&[row], 0, &mut kv).unwrap() as usize;
+        let r = row as usize;
+        assert_eq!(got, argmax(&values[r * n..(r + 1) * n]), "row {row}");
+    }
+}
+
+#[test]
+fn bad_steps_are_errors() {
+    let Some(context) = gpu() else { return };
+    let mut rng = rng("bad_steps_are_errors");
+    let mut net = Net::new();
+    let x = net.input("x", 32, &mut rng);
+    net.graph.output = net.same(Op::Silu, &[x]);
+    let file = TestFile::new(&net.tensors);
+    let options = GpuOptions {
+        max_tokens: 4,
+        context: 8,
+    };
+    let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
+    let other = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
+    let mut kv = gpu.kv_cache().unwrap();
+    let err = |r: Result<Vec<f32>, GpuError>| r.unwrap_err().to_string();
+    assert!(matches!(
+        gpu.run(&[], 0, &mut kv),
+        Err(GpuError::Run(RunError::NoTokens))
+    ));
+    assert!(matches!(
+        gpu.run(&[CONTEXT as u32], 0, &mut kv),
+        Err(GpuError::Run(RunError::TokenOutOfRange { .. }))
+    ));
+    assert!(err(gpu.run(&[1; 5], 0, &mut kv)).contains("max_tokens"));
+    assert!(matches!(
+        gpu.run(&[1, 2], 7, &mut kv),
+        Err(GpuError::Run(RunError::ContextFull { .. }))
+    ));
+    assert!(matches!(
+        other.run(&[1], 0, &mut kv),
+        Err(GpuError::ForeignCache)
+    ));
+    assert_eq!(gpu.run(&[1], 0, &mut kv).unwrap().len(), 32);
+}

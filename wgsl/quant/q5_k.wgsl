@@ -1,0 +1,20 @@
+// Q5_K, 176 bytes: d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128].
+// As Q4_K, with bit s of qh[l] the fifth bit of weight l of sub-block s.
+const BLOCK_WEIGHTS: u32 = 256u;
+const BLOCK_BYTES: u32 = 176u;
+
+fn dequant8(block: u32, part: u32) -> array<f32, 8> {
+    let s = part / 4u;
+    let sm = scale_min_k4(s, block + 4u);
+    let dl = f16_at(block) * f32(sm.x);
+    let ml = f16_at(block + 2u) * f32(sm.y);
+    let l0 = 8u * (part % 4u);
+    let qs = block + 48u + 32u * (s / 2u) + l0;
+    let shift = 4u * (s % 2u);
+    var y: array<f32, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        let high = ((byte_at(block + 16u + l0 + k) >> s) & 1u) << 4u;
+        y[k] = dl * f32(((byte_at(qs + k) >> shift) & 15u) | high) - ml;
+    }
+    return y;
+}

@@ -1,0 +1,37 @@
+// RMS normalisation of every `group` consecutive values: x / sqrt(mean(x²) + eps).
+// One workgroup of 64 per group.
+
+struct Params {
+    group: u32,
+    groups_per_row: u32,
+    // Rows: 0 means T.
+    fixed_rows: u32,
+    eps: f32,
+}
+
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn rms_norm(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = workgroup_index(wid, nwg);
+    if g >= row_count(p.fixed_rows) * p.groups_per_row {
+        return;
+    }
+    let start = g * p.group;
+    var sum_sq = 0.0;
+    for (var i = lid; i < p.group; i += REDUCE_WIDTH) {
+        let v = x[start + i];
+        sum_sq += v * v;
+    }
+    let mean_sq = workgroup_sum(sum_sq, lid) / f32(p.group);
+    let inv = 1.0 / sqrt(mean_sq + p.eps);
+    for (var i = lid; i < p.group; i += REDUCE_WIDTH) {
+        out[start + i] = x[start + i] * inv;
+    }
+}

@@ -1,0 +1,40 @@
+// Reading GGUF blocks as they are in the file from `weights: array<u32>` (declared by
+// the module that includes this): blocks need not be 4-byte aligned, so values are
+// assembled from bytes. Each quant type (quant/*.wgsl, included after this) defines
+// BLOCK_WEIGHTS, BLOCK_BYTES and `dequant8(block, part)`: weights 8·part .. 8·part + 8
+// of the block starting at byte `block`.
+
+fn byte_at(at: u32) -> u32 {
+    return (weights[at >> 2u] >> ((at & 3u) * 8u)) & 0xffu;
+}
+
+fn u16_at(at: u32) -> u32 {
+    return byte_at(at) | (byte_at(at + 1u) << 8u);
+}
+
+fn u32_at(at: u32) -> u32 {
+    if (at & 3u) == 0u {
+        return weights[at >> 2u];
+    }
+    return u16_at(at) | (u16_at(at + 2u) << 16u);
+}
+
+fn f16_at(at: u32) -> f32 {
+    return unpack2x16float(u16_at(at)).x;
+}
+
+// A signed byte.
+fn i8_at(at: u32) -> i32 {
+    return (i32(byte_at(at)) << 24u) >> 24u;
+}
+
+// Bytes of one row of `cols` weights.
+fn row_bytes(cols: u32) -> u32 {
+    return cols / BLOCK_WEIGHTS * BLOCK_BYTES;
+}
+
+// Weights 8·g .. 8·g + 8 of the row starting at byte `row_start`.
+fn row_part(row_start: u32, g: u32) -> array<f32, 8> {
+    let parts = BLOCK_WEIGHTS / 8u;
+    return dequant8(row_start + (g / parts) * BLOCK_BYTES, g % parts);
+}
