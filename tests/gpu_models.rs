@@ -18,7 +18,8 @@ fn compare(file: &str, prompt: &[u32]) {
         return;
     };
     let Some(context) = gpu() else { return };
-    let model = Model::load(&path).unwrap();
+    // The GPU executor runs the canonical graph; its fused kernels are yet to come.
+    let model = Model::load_unfused(&path).unwrap();
     let options = GpuOptions {
         max_tokens: prompt.len(),
         context: CONTEXT,

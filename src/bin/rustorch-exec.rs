@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rustorch::gguf::GgufFile;
-use rustorch::runtime::{KvType, Sampler, SamplerConfig};
+use rustorch::runtime::gpu::{AdapterChoice, GpuContext};
+use rustorch::runtime::{KvType, Sampler, SamplerConfig, Session};
 use rustorch::text::{Conversation, LanguageModel};
 use rustorch::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
 
@@ -54,6 +55,9 @@ struct RunArgs {
     context: Option<usize>,
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
+    /// Use the first GPU adapter whose name contains this.
+    #[arg(long)]
+    adapter: Option<String>,
     /// Store the KV cache in f32 instead of f16.
     #[arg(long)]
     kv_f32: bool,
@@ -268,30 +272,69 @@ fn template(args: TemplateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the model and tokenizer for a run, after checking the backend.
+/// Loads the model and tokenizer for a run.
 fn load_model(run: &RunArgs) -> Result<LanguageModel> {
-    match run.backend {
-        Backend::Gpu => {
-            anyhow::bail!("--backend gpu: this build has no GPU executor yet; use --backend cpu")
-        }
-        Backend::Auto | Backend::Cpu => {}
-    }
     let started = Instant::now();
     let lm = LanguageModel::load(&run.model)
         .with_context(|| format!("loading {}", run.model.display()))?;
     eprintln!(
-        "rustorch-exec: {} ({}, {} layers) loaded in {:.0} ms; running on the CPU",
+        "rustorch-exec: {} ({} layers) read in {:.0} ms",
         run.model.display(),
-        lm.model
-            .gguf
-            .header()
-            .metadata
-            .get_str("general.architecture")
-            .unwrap_or("?"),
         lm.model.config.n_layer,
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(lm)
+}
+
+/// The GPU to run on, or `None` for the CPU interpreter. `auto` takes a hardware GPU
+/// when there is one and says so when it falls back to the CPU.
+fn choose_gpu(run: &RunArgs) -> Result<Option<GpuContext>> {
+    // Mesa's EGL complains on stderr without it while wgpu lists adapters; still
+    // single-threaded here, so setting it is safe.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    let choice = run.adapter.as_deref().map_or(AdapterChoice::Auto, |name| {
+        AdapterChoice::Named(name.to_string())
+    });
+    match run.backend {
+        Backend::Cpu => Ok(None),
+        Backend::Gpu => Ok(Some(GpuContext::new(&choice)?)),
+        Backend::Auto => match GpuContext::new(&choice) {
+            Ok(gpu) if !gpu.is_software() => Ok(Some(gpu)),
+            Ok(gpu) => {
+                eprintln!(
+                    "rustorch-exec: only a software GPU ({}) is present; running on the CPU (--backend gpu uses it anyway)",
+                    gpu.adapter_description()
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                eprintln!("rustorch-exec: {e}; running on the CPU");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A session on the chosen backend.
+fn open_session<'m>(
+    run: &RunArgs,
+    lm: &'m LanguageModel,
+    gpu: Option<&'m GpuContext>,
+) -> Result<Session<'m>> {
+    let context = Some(context_of(run, lm));
+    let started = Instant::now();
+    let session = match gpu {
+        Some(gpu) => lm.model.gpu_session(gpu, context)?,
+        None => lm.model.session(context, kv_type(run))?,
+    };
+    let device = gpu.map_or_else(|| "the CPU".to_string(), |g| g.adapter_description());
+    eprintln!(
+        "rustorch-exec: running on {device} (ready in {:.0} ms)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(session)
 }
 
 fn context_of(run: &RunArgs, lm: &LanguageModel) -> usize {
@@ -325,10 +368,9 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let config = sampler_config(&args.sampling)?;
     let started = Instant::now();
     let lm = load_model(&args.run)?;
+    let gpu = choose_gpu(&args.run)?;
+    let mut session = open_session(&args.run, &lm, gpu.as_ref())?;
     let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut session = lm
-        .model
-        .session(Some(context_of(&args.run, &lm)), kv_type(&args.run))?;
     let prompt = lm.encode_prompt(&args.prompt)?;
     let mut options = lm.options(args.sampling.n_predict);
     options.context_shift = args.sampling.context_shift;
@@ -381,9 +423,8 @@ fn generate(args: GenerateArgs) -> Result<()> {
 fn chat(args: ChatArgs) -> Result<()> {
     let config = sampler_config(&args.sampling)?;
     let lm = load_model(&args.run)?;
-    let mut session = lm
-        .model
-        .session(Some(context_of(&args.run, &lm)), kv_type(&args.run))?;
+    let gpu = choose_gpu(&args.run)?;
+    let mut session = open_session(&args.run, &lm, gpu.as_ref())?;
     let options = lm.options(args.sampling.n_predict);
     let mut sampler = Sampler::new(config);
     let mut conversation = Conversation::new(&lm, args.system.as_deref())?;
@@ -423,10 +464,8 @@ fn logits(args: LogitsArgs) -> Result<()> {
         (None, Some(ids)) => ids.clone(),
         (None, None) => unreachable!("clap requires -p or --ids"),
     };
-    let mut session = lm.model.session(
-        Some(context_of(&args.run, &lm).max(tokens.len())),
-        kv_type(&args.run),
-    )?;
+    let gpu = choose_gpu(&args.run)?;
+    let mut session = open_session(&args.run, &lm, gpu.as_ref())?;
     let logits = session.logits_all(&tokens)?;
     let n_vocab = lm.model.config.n_vocab;
     let positions: Vec<serde_json::Value> = logits

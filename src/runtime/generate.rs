@@ -125,7 +125,7 @@ impl Session<'_> {
                 capacity,
             });
         }
-        self.discard(kept, discard);
+        self.discard(kept, discard)?;
         Ok(())
     }
 }

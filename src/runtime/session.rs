@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::cpu::{CpuInterpreter, RunError};
+use super::gpu::{GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions};
 use super::{KvCache, KvType};
 use crate::compiler::plan::fused_graph;
 use crate::compiler::{Plan, PlanError};
@@ -31,6 +32,8 @@ pub struct Model {
     pub config: ModelConfig,
     pub graph_all: Graph,
     pub graph_last: Graph,
+    /// The unfused graph (every position's logits), for the GPU executor.
+    pub graph_canonical: Graph,
 }
 
 impl Model {
@@ -66,26 +69,31 @@ impl Model {
         })?;
         let graph_all = build(&config, &gguf, LogitRows::All);
         let graph_last = build(&config, &gguf, LogitRows::Last);
+        let graph_canonical = Graph::build(&config, gguf.header(), LogitRows::All);
         Ok(Model {
             gguf,
             config,
             graph_all,
             graph_last,
+            graph_canonical,
         })
     }
 
     fn from_plan(path: &Path) -> Result<Model, LoadError> {
         let plan = Plan::load(path)?;
         let gguf = plan.open_model(path)?;
+        let graph_canonical = Graph::build(&plan.config, gguf.header(), LogitRows::All);
         Ok(Model {
             gguf,
             config: plan.config,
+            graph_canonical,
             graph_all: plan.graph_all,
             graph_last: plan.graph_last,
         })
     }
 
-    /// A session with a cache of `context` positions (the model's own length when `None`).
+    /// A session on the CPU interpreter with a cache of `context` positions (the
+    /// model's own length when `None`).
     pub fn session(
         &self,
         context: Option<usize>,
@@ -94,9 +102,37 @@ impl Model {
         let capacity = context.unwrap_or(self.config.context_length);
         Ok(Session {
             model: self,
-            all: CpuInterpreter::new(&self.graph_all, &self.gguf)?,
-            last: CpuInterpreter::new(&self.graph_last, &self.gguf)?,
-            kv: KvCache::new(&self.graph_all, capacity, kv_type),
+            engine: Engine::Cpu {
+                all: CpuInterpreter::new(&self.graph_all, &self.gguf)?,
+                last: CpuInterpreter::new(&self.graph_last, &self.gguf)?,
+                kv: KvCache::new(&self.graph_all, capacity, kv_type),
+            },
+            past: 0,
+        })
+    }
+
+    /// A session on a GPU with an f16 cache of `context` positions. The GPU executor
+    /// runs the canonical graph (its fused kernels are yet to come), in steps of at
+    /// most [`GPU_STEP_TOKENS`] tokens.
+    pub fn gpu_session<'m>(
+        &'m self,
+        gpu: &'m GpuContext,
+        context: Option<usize>,
+    ) -> Result<Session<'m>, GpuError> {
+        let capacity = context.unwrap_or(self.config.context_length);
+        let options = GpuOptions {
+            max_tokens: GPU_STEP_TOKENS.min(capacity),
+            context: capacity,
+        };
+        let executor = GpuExecutor::new(&self.graph_canonical, &self.gguf, gpu, options)?;
+        let kv = executor.kv_cache()?;
+        Ok(Session {
+            model: self,
+            engine: Engine::Gpu {
+                executor,
+                kv,
+                capacity,
+            },
             past: 0,
         })
     }
@@ -105,10 +141,32 @@ impl Model {
 /// One conversation's state: what is in the KV cache and where the next token goes.
 pub struct Session<'m> {
     model: &'m Model,
-    all: CpuInterpreter<'m>,
-    last: CpuInterpreter<'m>,
-    kv: KvCache,
+    engine: Engine<'m>,
     past: usize,
+}
+
+/// Most tokens one GPU step runs; longer prompts run in chunks.
+pub const GPU_STEP_TOKENS: usize = 512;
+
+/// Where a session's steps run, with that backend's KV cache.
+enum Engine<'m> {
+    Cpu {
+        all: CpuInterpreter<'m>,
+        last: CpuInterpreter<'m>,
+        kv: KvCache,
+    },
+    Gpu {
+        executor: GpuExecutor<'m>,
+        kv: GpuKvCache,
+        capacity: usize,
+    },
+}
+
+fn gpu_failure(e: GpuError) -> RunError {
+    match e {
+        GpuError::Run(e) => e,
+        other => RunError::Device(other.to_string()),
+    }
 }
 
 impl Session<'_> {
@@ -122,7 +180,15 @@ impl Session<'_> {
     }
 
     pub fn context(&self) -> usize {
-        self.kv.capacity()
+        match &self.engine {
+            Engine::Cpu { kv, .. } => kv.capacity(),
+            Engine::Gpu { capacity, .. } => *capacity,
+        }
+    }
+
+    /// True when the steps run on a GPU.
+    pub fn on_gpu(&self) -> bool {
+        matches!(self.engine, Engine::Gpu { .. })
     }
 
     /// Forgets everything: the next step starts at position 0.
@@ -136,21 +202,52 @@ impl Session<'_> {
     }
 
     /// Forgets `n` cached positions after the first `keep` (see [`KvCache::discard`]).
-    pub fn discard(&mut self, keep: usize, n: usize) {
-        self.kv.discard(keep, n, self.past);
+    pub fn discard(&mut self, keep: usize, n: usize) -> Result<(), RunError> {
+        match &mut self.engine {
+            Engine::Cpu { kv, .. } => kv.discard(keep, n, self.past),
+            Engine::Gpu { .. } => {
+                return Err(RunError::Device(
+                    "the GPU executor has no context shift yet".into(),
+                ))
+            }
+        }
         self.past -= n;
+        Ok(())
     }
 
     /// Runs `tokens` and returns the logits of every one (`tokens.len() × n_vocab`).
     pub fn logits_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
-        let logits = self.all.run(tokens, self.past, &mut self.kv)?;
+        let logits = match &mut self.engine {
+            Engine::Cpu { all, kv, .. } => all.run(tokens, self.past, kv)?,
+            Engine::Gpu { executor, kv, .. } => {
+                let mut logits = Vec::new();
+                let mut past = self.past;
+                for chunk in tokens.chunks(GPU_STEP_TOKENS) {
+                    logits.extend(executor.run(chunk, past, kv).map_err(gpu_failure)?);
+                    past += chunk.len();
+                }
+                logits
+            }
+        };
         self.past += tokens.len();
         Ok(logits)
     }
 
     /// Runs `tokens` and returns the logits of the last one (`n_vocab`).
     pub fn logits_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
-        let logits = self.last.run(tokens, self.past, &mut self.kv)?;
+        let logits = match &mut self.engine {
+            Engine::Cpu { last, kv, .. } => last.run(tokens, self.past, kv)?,
+            Engine::Gpu { executor, kv, .. } => {
+                let mut logits = Vec::new();
+                let mut past = self.past;
+                for chunk in tokens.chunks(GPU_STEP_TOKENS) {
+                    logits = executor.run(chunk, past, kv).map_err(gpu_failure)?;
+                    past += chunk.len();
+                }
+                let n_vocab = self.model.config.n_vocab;
+                logits.split_off(logits.len() - n_vocab)
+            }
+        };
         self.past += tokens.len();
         Ok(logits)
     }

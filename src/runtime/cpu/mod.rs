@@ -23,6 +23,8 @@ pub enum RunError {
     ContextFull { needed: usize, capacity: usize },
     #[error("no tokens to run")]
     NoTokens,
+    #[error("{0}")]
+    Device(String),
     #[error("weight `{0}` is not in the model file")]
     MissingWeight(String),
     #[error("weight `{name}` is {found} in the model file, but the graph expects {expected}")]

@@ -132,6 +132,12 @@ impl GpuContext {
         &self.info
     }
 
+    /// True for a software rasteriser (lavapipe, llvmpipe): correct, but slower than
+    /// the CPU interpreter.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// The adapter's name, backend and kind, as messages print it.
     pub fn adapter_description(&self) -> String {
         describe(&self.info)
