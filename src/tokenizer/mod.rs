@@ -41,7 +41,7 @@ use spm::Spm;
 /// The tokenizer family of a model.
 #[derive(Debug)]
 enum Model {
-    SentencePiece(Spm),
+    SentencePiece(Box<Spm>),
     ByteLevelBpe(Box<ByteLevelBpe>, &'static PreTokenizer),
 }
 
@@ -114,7 +114,7 @@ impl Tokenizer {
 
         let (model, spelling) = match family {
             None => (
-                Model::SentencePiece(Spm::new(&vocab, special.unk)),
+                Model::SentencePiece(Box::new(Spm::new(&vocab, special.unk))),
                 Spelling::SentencePiece,
             ),
             Some(family) => (
