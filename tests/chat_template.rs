@@ -119,6 +119,11 @@ fn jinja_globals_and_filters() {
     // Python string methods work, blocks are trimmed like HF/llama.cpp.
     let t = jinja("{% for m in messages %}\n  {{ m.content.upper() }}\n{% endfor %}");
     assert_eq!(t.render(&user, false).unwrap(), "  HÉLLO \"X\"\n");
+    // add_generation_prompt is undefined, not false, when off (as in llama.cpp);
+    // booleans print the Python way.
+    let t = jinja("{{ add_generation_prompt is defined }}");
+    assert_eq!(t.render(&user, false).unwrap(), "False");
+    assert_eq!(t.render(&user, true).unwrap(), "True");
     // A template that does not parse is a clear error.
     let err = jinja("{% for %}")
         .render(&user, false)

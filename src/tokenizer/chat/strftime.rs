@@ -32,13 +32,17 @@ const DAYS: [&str; 7] = [
 /// Broken-down UTC time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
+    /// The year (proleptic Gregorian).
     pub year: i64,
     /// 1..=12
     pub month: u32,
     /// 1..=31
     pub day: u32,
+    /// 0..=23
     pub hour: u32,
+    /// 0..=59
     pub minute: u32,
+    /// 0..=59
     pub second: u32,
     /// 0 = Sunday
     pub weekday: u32,
