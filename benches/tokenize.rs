@@ -1,5 +1,7 @@
 //! Tokenisation throughput on 1 MiB of English text (the GPL-3 text in
-//! `tests/fixtures/tokenizer/english.txt`, repeated), for both real models.
+//! `tests/fixtures/tokenizer/english.txt`, repeated), for both real models, and on
+//! 1 MiB of random lowercase "words", where no word repeats and the tokenizers'
+//! word caches cannot help (the worst case for throughput).
 //!
 //! `RUSTORCH_MODELS=/path/to/models cargo bench --bench tokenize`
 //! (models default to `<crate>/models`; a missing model is skipped with a message).
@@ -28,6 +30,27 @@ fn english_mib() -> String {
         end -= 1;
     }
     text.truncate(end);
+    text
+}
+
+/// 1 MiB of pseudo-random lowercase words of 2 to 11 letters, space-separated.
+fn random_words_mib() -> String {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut text = String::with_capacity((1 << 20) + 16);
+    while text.len() < 1 << 20 {
+        let len = 2 + next() % 10;
+        for _ in 0..len {
+            text.push(char::from(b'a' + (next() % 26) as u8));
+        }
+        text.push(' ');
+    }
+    text.truncate(1 << 20);
     text
 }
 
@@ -65,6 +88,21 @@ fn bench(c: &mut Criterion) {
                 tok.detokenize(ids, DetokenizeOptions::default())
                     .expect("decodes")
             })
+        });
+    }
+    group.finish();
+
+    let words = random_words_mib();
+    let mut group = c.benchmark_group("tokenize_1MiB_random_words");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Bytes(words.len() as u64));
+    for (name, file) in MODELS {
+        let Some(tok) = model(file) else {
+            continue;
+        };
+        group.bench_with_input(BenchmarkId::new("encode", name), &words, |b, text| {
+            b.iter(|| tok.encode(text, true, true).expect("encodes"))
         });
     }
     group.finish();

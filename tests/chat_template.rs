@@ -119,6 +119,11 @@ fn jinja_globals_and_filters() {
     // Python string methods work, blocks are trimmed like HF/llama.cpp.
     let t = jinja("{% for m in messages %}\n  {{ m.content.upper() }}\n{% endfor %}");
     assert_eq!(t.render(&user, false).unwrap(), "  HÉLLO \"X\"\n");
+    // add_generation_prompt is undefined, not false, when off (as in llama.cpp);
+    // booleans print the Python way.
+    let t = jinja("{{ add_generation_prompt is defined }}");
+    assert_eq!(t.render(&user, false).unwrap(), "False");
+    assert_eq!(t.render(&user, true).unwrap(), "True");
     // A template that does not parse is a clear error.
     let err = jinja("{% for %}")
         .render(&user, false)
@@ -191,4 +196,27 @@ fn builtin_choice_follows_the_vocabulary() {
     );
     assert_eq!(Builtin::detect("llama3"), Some(Builtin::Llama3));
     assert_eq!(Builtin::detect("no markers"), None);
+}
+
+#[test]
+fn strftime_formats_known_dates() {
+    use rustorch::tokenizer::chat::strftime::{strftime, Civil};
+    let t = Civil::from_unix(0);
+    assert_eq!(
+        strftime("%Y-%m-%d %H:%M:%S %A %j", t),
+        "1970-01-01 00:00:00 Thursday 001"
+    );
+    // 2024-02-29 12:34:56 UTC, a leap day and a Thursday.
+    let t = Civil::from_unix(1_709_210_096);
+    assert_eq!(strftime("%d %b %Y", t), "29 Feb 2024");
+    assert_eq!(strftime("%a %I%p %j %% %q", t), "Thu 12PM 060 % %q");
+    // 2026-12-31, day 365 of a common year.
+    let t = Civil::from_unix(1_798_675_200);
+    assert_eq!(strftime("%F %B %e", t), "2026-12-31 December 31");
+    assert_eq!(t.yday, 365);
+    // Before 1970.
+    assert_eq!(
+        strftime("%F %T", Civil::from_unix(-1)),
+        "1969-12-31 23:59:59"
+    );
 }

@@ -10,9 +10,18 @@
 //! The queue holds at most one entry per merge and each merge is a hash lookup of a
 //! slice of the input (merged pieces are always contiguous), so a 1 MB word costs
 //! O(n log n), not O(n²).
+//!
+//! Speed-up that changes no result: the text is cut before every `▁` that no
+//! vocabulary piece can join to the character before it (for Gemma 3 every `▁`
+//! except after `>`, for Llama 2 every one). No merge can cross such a cut, so the
+//! pieces on each side evolve independently and can be encoded separately — and
+//! short pieces (words, mostly) are cached.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::RwLock;
+
+use ahash::{AHashMap, AHashSet};
 
 use super::vocab::Vocab;
 
@@ -59,12 +68,21 @@ impl Ord for Candidate {
     }
 }
 
+/// Words longer than this (in bytes) are not cached.
+const CACHED_WORD_LEN: usize = 64;
+/// The cache is emptied when it holds this many words.
+const CACHE_CAPACITY: usize = 50_000;
+
 /// The SentencePiece model over a vocabulary.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Spm {
     /// Token for each byte value (`<0xNN>`, or the byte itself as a one-byte token).
     byte_tokens: [Option<u32>; 256],
     unk: Option<u32>,
+    /// Characters that some piece joins to a following `▁` (`>` in Gemma's `>▁</`).
+    joins_space: AHashSet<char>,
+    /// Ids of recently encoded words.
+    cache: RwLock<AHashMap<Box<str>, Box<[u32]>>>,
 }
 
 impl Spm {
@@ -78,12 +96,64 @@ impl Spm {
                     .and_then(|c| vocab.id(c.encode_utf8(&mut [0; 4])))
             });
         }
-        Spm { byte_tokens, unk }
+        let mut joins_space = AHashSet::new();
+        for text in vocab.texts() {
+            let mut prev = None;
+            for c in text.chars() {
+                if c == '▁' {
+                    if let Some(p) = prev.filter(|&p| p != '▁') {
+                        joins_space.insert(p);
+                    }
+                }
+                prev = Some(c);
+            }
+        }
+        Spm {
+            byte_tokens,
+            unk,
+            joins_space,
+            cache: RwLock::new(AHashMap::new()),
+        }
     }
 
     /// Tokenises `text` (whose spaces the caller has already replaced by `▁`),
     /// appending the ids to `out`.
     pub(crate) fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
+        let mut start = 0;
+        let mut prev = None;
+        for (i, c) in text.char_indices() {
+            if c == '▁' && prev.is_some_and(|p| p != '▁' && !self.joins_space.contains(&p)) {
+                self.encode_word(vocab, &text[start..i], out);
+                start = i;
+            }
+            prev = Some(c);
+        }
+        self.encode_word(vocab, &text[start..], out);
+    }
+
+    /// Encodes one piece between cuts, through the cache when it is short.
+    fn encode_word(&self, vocab: &Vocab, word: &str, out: &mut Vec<u32>) {
+        if word.len() > CACHED_WORD_LEN {
+            return self.merge(vocab, word, out);
+        }
+        if let Ok(cache) = self.cache.read() {
+            if let Some(ids) = cache.get(word) {
+                out.extend_from_slice(ids);
+                return;
+            }
+        }
+        let from = out.len();
+        self.merge(vocab, word, out);
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(word.into(), out[from..].into());
+        }
+    }
+
+    /// The merge loop over one piece of text.
+    fn merge(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
         // Offsets are u32 to keep the queue small; longer text is encoded in
         // pieces of at most 2 GiB, cut at a character boundary.
         if text.len() > (u32::MAX / 2) as usize {
@@ -91,8 +161,8 @@ impl Spm {
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
-            self.encode(vocab, &text[..cut], out);
-            return self.encode(vocab, &text[cut..], out);
+            self.merge(vocab, &text[..cut], out);
+            return self.merge(vocab, &text[cut..], out);
         }
         let mut symbols: Vec<Symbol> = text
             .char_indices()

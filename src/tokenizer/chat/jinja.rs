@@ -49,13 +49,17 @@ pub(crate) fn render(
             ])
         })
         .collect();
-    let context = minijinja::context! {
-        messages => messages,
-        add_generation_prompt => add_generation_prompt,
-        bos_token => ctx.bos_token,
-        eos_token => ctx.eos_token,
-        enable_thinking => true,
-    };
+    // llama.cpp defines add_generation_prompt only when it is true.
+    let mut context = vec![
+        ("messages", Value::from(messages)),
+        ("bos_token", Value::from(ctx.bos_token)),
+        ("eos_token", Value::from(ctx.eos_token)),
+        ("enable_thinking", Value::from(true)),
+    ];
+    if add_generation_prompt {
+        context.push(("add_generation_prompt", Value::from(true)));
+    }
+    let context = Value::from_iter(context);
     template
         .render(context)
         .map_err(|e| TokenizerError::Template(describe(&e)))
