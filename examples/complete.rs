@@ -15,10 +15,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = lm.encode_prompt(&prompt)?;
     let mut sampler = Sampler::new(SamplerConfig::greedy());
     print!("{prompt}");
-    let generation = lm.generate(&mut session, &tokens, &mut sampler, &lm.options(16), |text| {
-        print!("{text}")
-    })?;
+    let generation = lm.generate(
+        &mut session,
+        &tokens,
+        &mut sampler,
+        &lm.options(16),
+        |text| print!("{text}"),
+    )?;
     println!();
-    eprintln!("{} tokens, stop: {:?}", generation.tokens.len(), generation.stop);
+    eprintln!(
+        "{} tokens, stop: {:?}",
+        generation.tokens.len(),
+        generation.stop
+    );
     Ok(())
 }

@@ -31,6 +31,8 @@ enum Command {
     Logits(LogitsArgs),
     /// Perplexity of a text file by llama.cpp's method.
     Perplexity(PerplexityArgs),
+    /// Prompt and generation speed as llama-bench measures them (pp N, tg N).
+    Bench(BenchArgs),
     /// Tokenise text with the model's own tokenizer, as llama.cpp's llama_tokenize.
     Tokenize(TokenizeArgs),
     /// Print the chat prompt the model's template makes for a message.
@@ -148,6 +150,23 @@ struct PerplexityArgs {
     #[arg(short = 'f', long = "file")]
     file: PathBuf,
     /// Print {"ppl", "chunks", "ctx"} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Prompt tokens (pp).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    prompt_tokens: usize,
+    /// Generated tokens (tg).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    gen_tokens: usize,
+    /// Repetitions (after one untimed warm-up).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
+    repetitions: usize,
     #[arg(long)]
     json: bool,
 }
@@ -522,6 +541,62 @@ fn perplexity(args: PerplexityArgs) -> Result<()> {
     Ok(())
 }
 
+fn bench(args: BenchArgs) -> Result<()> {
+    let started = Instant::now();
+    let lm = load_model(&args.run)?;
+    let gpu = choose_gpu(&args.run)?;
+    let mut session = open_session(&args.run, &lm, gpu.as_ref())?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = rustorch::runtime::bench::bench(
+        &mut session,
+        args.prompt_tokens,
+        args.gen_tokens,
+        args.repetitions,
+    )?;
+    let device = gpu.as_ref().map_or_else(
+        || format!("CPU, {} threads", rayon::current_num_threads()),
+        |g| g.adapter_description(),
+    );
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::json!({
+            "model": args.run.model.display().to_string(),
+            "device": device,
+            "load_ms": load_ms,
+            "weight_bytes": lm.model.gguf.weight_bytes(),
+            "report": report,
+        });
+        writeln!(out, "{json}")?;
+    } else {
+        let row = |name: String, s: &rustorch::runtime::bench::Spread| {
+            format!(
+                "| {name:<8} | {:>10.1} | {:>10.1} .. {:<10.1} |",
+                s.median, s.min, s.max
+            )
+        };
+        writeln!(
+            out,
+            "{} on {device}, load {load_ms:.0} ms",
+            args.run.model.display()
+        )?;
+        writeln!(
+            out,
+            "| test     | tok/s (median) | spread                  |"
+        )?;
+        writeln!(
+            out,
+            "{}",
+            row(format!("pp{}", report.prompt_tokens), &report.pp_tok_s)
+        )?;
+        writeln!(
+            out,
+            "{}",
+            row(format!("tg{}", report.gen_tokens), &report.tg_tok_s)
+        )?;
+    }
+    Ok(())
+}
+
 /// The error and its causes on one line, skipping a cause its parent already quotes.
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
@@ -539,6 +614,7 @@ fn one_line(e: &anyhow::Error) -> String {
 
 /// Subcommand names; anything else in first place means `generate`.
 const SUBCOMMANDS: &[&str] = &[
+    "bench",
     "generate",
     "chat",
     "logits",
@@ -584,6 +660,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat(args),
         Command::Logits(args) => logits(args),
         Command::Perplexity(args) => perplexity(args),
+        Command::Bench(args) => bench(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Template(args) => template(args),
     };

@@ -5,6 +5,7 @@ pub mod gpu;
 mod kv;
 
 pub use kv::{KvCache, KvType};
+pub mod bench;
 mod generate;
 mod perplexity;
 mod sampler;
