@@ -177,35 +177,37 @@ impl ModelConfig {
         }
         .to_string();
 
+        // The llama family; other architectures change what differs.
+        let llama = ModelConfig {
+            architecture,
+            rope_mode: RopeMode::Adjacent,
+            layers: vec![
+                LayerAttention {
+                    rope_base,
+                    window: None
+                };
+                n_layer
+            ],
+            activation: Activation::Silu,
+            embedding_scale: None,
+            attention_scale: 1.0 / (head_dim as f32).sqrt(),
+            qk_norm: false,
+            post_norms: false,
+            n_layer,
+            n_embd,
+            n_ff,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_vocab,
+            context_length,
+            rms_eps,
+            n_rot,
+            rope_freq_scale,
+            output_weight,
+        };
         let config = match architecture {
-            Architecture::Llama => ModelConfig {
-                architecture,
-                rope_mode: RopeMode::Adjacent,
-                layers: vec![
-                    LayerAttention {
-                        rope_base,
-                        window: None
-                    };
-                    n_layer
-                ],
-                activation: Activation::Silu,
-                embedding_scale: None,
-                attention_scale: 1.0 / (head_dim as f32).sqrt(),
-                qk_norm: false,
-                post_norms: false,
-                n_layer,
-                n_embd,
-                n_ff,
-                n_head,
-                n_head_kv,
-                head_dim,
-                n_vocab,
-                context_length,
-                rms_eps,
-                n_rot,
-                rope_freq_scale,
-                output_weight,
-            },
+            Architecture::Llama => llama,
             Architecture::Gemma3 => {
                 let window = m.optional(&key("attention.sliding_window"), Metadata::get_usize)?;
                 let swa_base = m
@@ -229,26 +231,13 @@ impl ModelConfig {
                     return Err(invalid("final logit soft-capping is not supported yet"));
                 }
                 ModelConfig {
-                    architecture,
                     rope_mode: RopeMode::Halves,
                     layers,
                     activation: Activation::GeluTanh,
                     embedding_scale: Some((n_embd as f32).sqrt()),
-                    attention_scale: 1.0 / (head_dim as f32).sqrt(),
                     qk_norm: true,
                     post_norms: true,
-                    n_layer,
-                    n_embd,
-                    n_ff,
-                    n_head,
-                    n_head_kv,
-                    head_dim,
-                    n_vocab,
-                    context_length,
-                    rms_eps,
-                    n_rot,
-                    rope_freq_scale,
-                    output_weight,
+                    ..llama
                 }
             }
         };
