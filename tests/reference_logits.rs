@@ -154,6 +154,45 @@ fn check_greedy(model_file: &str, model_dir: &str, max_cases: usize) {
     }
 }
 
+/// Teacher forcing: llama.cpp's prompt and generated tokens in one pass (`logits
+/// --ids`); our argmax at each generated step must equal llama.cpp's next token at
+/// ≥ 95% of steps.
+fn check_teacher_forced(model_file: &str, model_dir: &str) {
+    let Some(path) = common::real_model(model_file) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let reference = fixture(model_dir, "greedy.json");
+    let n_vocab = model.config.n_vocab;
+    let (mut steps, mut same) = (0, 0);
+    for case in reference["cases"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_ids"]);
+        let generated = ids(&case["generated_ids"]);
+        let sequence = [&prompt[..], &generated[..]].concat();
+        let mut session = model.session(Some(2048), KvType::F16).unwrap();
+        let logits = session.logits_all(&sequence[..sequence.len() - 1]).unwrap();
+        for (i, &want) in generated.iter().enumerate() {
+            let pos = prompt.len() - 1 + i;
+            let got = argmax(&logits[pos * n_vocab..(pos + 1) * n_vocab]) as u32;
+            steps += 1;
+            same += usize::from(got == want);
+        }
+    }
+    let rate = same as f64 / steps as f64;
+    eprintln!("{model_dir}: teacher-forced argmax equals llama.cpp's at {same}/{steps} steps");
+    assert!(rate >= 0.95, "{rate}");
+}
+
+#[test]
+fn smollm2_teacher_forced_matches_llama_cpp() {
+    check_teacher_forced(common::SMOLLM2, "smollm2-135m-instruct-q4_1");
+}
+
+#[test]
+fn gemma3_teacher_forced_matches_llama_cpp() {
+    check_teacher_forced(common::GEMMA3, "gemma-3-270m-q4_k_m");
+}
+
 #[test]
 fn smollm2_logits_match_llama_cpp() {
     check_logits(common::SMOLLM2, "smollm2-135m-instruct-q4_1");
