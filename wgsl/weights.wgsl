@@ -28,6 +28,30 @@ fn i8_at(at: u32) -> i32 {
     return (i32(byte_at(at)) << 24u) >> 24u;
 }
 
+// Bytes at .. at + 8 packed little-endian in two words: two loads when `at` is
+// 4-byte aligned, three (and funnel shifts) otherwise, instead of eight.
+fn bytes8_at(at: u32) -> vec2<u32> {
+    let word = at >> 2u;
+    let shift = (at & 3u) * 8u;
+    if shift == 0u {
+        return vec2<u32>(weights[word], weights[word + 1u]);
+    }
+    let w0 = weights[word];
+    let w1 = weights[word + 1u];
+    let w2 = weights[word + 2u];
+    return vec2<u32>((w0 >> shift) | (w1 << (32u - shift)), (w1 >> shift) | (w2 << (32u - shift)));
+}
+
+// Byte k (0..8) of what `bytes8_at` read.
+fn byte_of(bytes: vec2<u32>, k: u32) -> u32 {
+    return (bytes[k >> 2u] >> ((k & 3u) * 8u)) & 0xffu;
+}
+
+// Byte k of what `bytes8_at` read, as a signed byte.
+fn i8_of(bytes: vec2<u32>, k: u32) -> i32 {
+    return (i32(byte_of(bytes, k)) << 24u) >> 24u;
+}
+
 // Bytes of one row of `cols` weights.
 fn row_bytes(cols: u32) -> u32 {
     return cols / BLOCK_WEIGHTS * BLOCK_BYTES;

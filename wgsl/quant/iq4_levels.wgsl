@@ -10,8 +10,9 @@ fn iq4_part(qs: u32, part: u32, d: f32) -> array<f32, 8> {
     let shift = 4u * (part / 2u);
     let at = qs + 8u * (part % 2u);
     var y: array<f32, 8>;
+    let bytes = bytes8_at(at);
     for (var k = 0u; k < 8u; k++) {
-        y[k] = d * IQ4_LEVELS[(byte_at(at + k) >> shift) & 15u];
+        y[k] = d * IQ4_LEVELS[(byte_of(bytes, k) >> shift) & 15u];
     }
     return y;
 }

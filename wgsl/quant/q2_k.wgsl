@@ -12,8 +12,9 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let at = 32u * (g / 8u) + 16u * (g % 2u) + 8u * (part % 2u);
     let shift = 2u * ((g % 8u) / 2u);
     var y: array<f32, 8>;
+    let bytes = bytes8_at(block + 16u + at);
     for (var k = 0u; k < 8u; k++) {
-        let q = (byte_at(block + 16u + at + k) >> shift) & 3u;
+        let q = (byte_of(bytes, k) >> shift) & 3u;
         y[k] = dl * f32(q) - ml;
     }
     return y;

@@ -15,9 +15,11 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let plane = 4u * (g / 8u) + shift / 2u;
     let hm = block + 16u * (g % 2u) + within;
     var y: array<f32, 8>;
+    let low_bytes = bytes8_at(block + 32u + at);
+    let mask_bytes = bytes8_at(hm);
     for (var k = 0u; k < 8u; k++) {
-        let low = i32((byte_at(block + 32u + at + k) >> shift) & 3u);
-        let high_set = ((byte_at(hm + k) >> plane) & 1u) != 0u;
+        let low = i32((byte_of(low_bytes, k) >> shift) & 3u);
+        let high_set = ((byte_of(mask_bytes, k) >> plane) & 1u) != 0u;
         y[k] = dl * f32(low - select(4, 0, high_set));
     }
     return y;

@@ -8,8 +8,9 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let shift = 4u * (part / 2u);
     let qs = block + 4u + 8u * (part % 2u);
     var y: array<f32, 8>;
+    let bytes = bytes8_at(qs);
     for (var k = 0u; k < 8u; k++) {
-        let q = (byte_at(qs + k) >> shift) & 15u;
+        let q = (byte_of(bytes, k) >> shift) & 15u;
         y[k] = f32(q) * d + m;
     }
     return y;

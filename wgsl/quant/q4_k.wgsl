@@ -11,8 +11,9 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let qs = block + 16u + 32u * (s / 2u) + 8u * (part % 4u);
     let shift = 4u * (s % 2u);
     var y: array<f32, 8>;
+    let bytes = bytes8_at(qs);
     for (var k = 0u; k < 8u; k++) {
-        y[k] = dl * f32((byte_at(qs + k) >> shift) & 15u) - ml;
+        y[k] = dl * f32((byte_of(bytes, k) >> shift) & 15u) - ml;
     }
     return y;
 }

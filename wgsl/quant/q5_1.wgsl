@@ -9,9 +9,10 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let shift = 4u * (part / 2u);
     let qs = block + 8u + 8u * (part % 2u);
     var y: array<f32, 8>;
+    let bytes = bytes8_at(qs);
     for (var k = 0u; k < 8u; k++) {
         let w = 8u * part + k;
-        let q = ((byte_at(qs + k) >> shift) & 15u) | (((qh >> w) & 1u) << 4u);
+        let q = ((byte_of(bytes, k) >> shift) & 15u) | (((qh >> w) & 1u) << 4u);
         y[k] = f32(q) * d + m;
     }
     return y;

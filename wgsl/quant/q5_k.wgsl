@@ -12,9 +12,11 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let qs = block + 48u + 32u * (s / 2u) + l0;
     let shift = 4u * (s % 2u);
     var y: array<f32, 8>;
+    let high_bytes = bytes8_at(block + 16u + l0);
+    let low_bytes = bytes8_at(qs);
     for (var k = 0u; k < 8u; k++) {
-        let high = ((byte_at(block + 16u + l0 + k) >> s) & 1u) << 4u;
-        y[k] = dl * f32(((byte_at(qs + k) >> shift) & 15u) | high) - ml;
+        let high = ((byte_of(high_bytes, k) >> s) & 1u) << 4u;
+        y[k] = dl * f32(((byte_of(low_bytes, k) >> shift) & 15u) | high) - ml;
     }
     return y;
 }

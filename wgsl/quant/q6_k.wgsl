@@ -14,9 +14,11 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     // All eight weights share one scale: l0 .. l0 + 8 lies within one 16-weight half.
     let dl = f16_at(block + 208u) * f32(i8_at(block + 192u + 2u * i + l0 / 16u));
     var y: array<f32, 8>;
+    let low_bytes = bytes8_at(ql);
+    let high_bytes = bytes8_at(qh);
     for (var k = 0u; k < 8u; k++) {
-        let lo = (byte_at(ql + k) >> (4u * (quarter / 2u))) & 15u;
-        let hi = (byte_at(qh + k) >> (2u * quarter)) & 3u;
+        let lo = (byte_of(low_bytes, k) >> (4u * (quarter / 2u))) & 15u;
+        let hi = (byte_of(high_bytes, k) >> (2u * quarter)) & 3u;
         y[k] = dl * f32(i32(lo | (hi << 4u)) - 32);
     }
     return y;

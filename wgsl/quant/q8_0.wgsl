@@ -6,8 +6,9 @@ fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let d = f16_at(block);
     let qs = block + 2u + 8u * part;
     var y: array<f32, 8>;
+    let bytes = bytes8_at(qs);
     for (var k = 0u; k < 8u; k++) {
-        y[k] = f32(i8_at(qs + k)) * d;
+        y[k] = f32(i8_of(bytes, k)) * d;
     }
     return y;
 }
