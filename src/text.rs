@@ -169,6 +169,9 @@ impl<'m> Conversation<'m> {
         self.messages.push(ChatMessage::new("user", text));
         let rendered = self.template.render(&self.messages, true)?;
         let tokens = self.lm.tokenizer.encode(&rendered, true, true)?;
+        if tokens.is_empty() {
+            return Err(TextError::EmptyPrompt);
+        }
         let shared = self
             .cached
             .iter()
