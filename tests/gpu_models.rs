@@ -87,3 +87,34 @@ fn smollm2_on_the_gpu_matches_the_cpu() {
 fn gemma3_on_the_gpu_matches_the_cpu() {
     compare(common::GEMMA3, &[2, 818, 5279, 529, 7001, 563]);
 }
+
+/// Greedy generation through a GPU session (the argmax taken on the device, 4 bytes
+/// read back a token) gives the CPU session's tokens.
+#[test]
+fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
+    use rustorch::runtime::{GenerateOptions, Sampler, SamplerConfig};
+    let Some(path) = common::real_model(common::SMOLLM2) else {
+        return;
+    };
+    let Some(context) = gpu() else { return };
+    let model = Model::load(&path).unwrap();
+    let options = GenerateOptions {
+        max_tokens: 2,
+        eog: Default::default(),
+        context_shift: false,
+        keep: 0,
+    };
+    let prompt = [504, 3575, 282, 4649, 314];
+    let run = |session: &mut rustorch::runtime::Session| {
+        let mut sampler = Sampler::new(SamplerConfig::greedy());
+        session
+            .generate(&prompt, &mut sampler, &options, |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap()
+            .tokens
+    };
+    let mut on_gpu = model.gpu_session(context, Some(CONTEXT)).unwrap();
+    let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
+    assert_eq!(run(&mut on_gpu), run(&mut on_cpu));
+}

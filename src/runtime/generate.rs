@@ -76,12 +76,12 @@ impl Session<'_> {
         let mut generated = Vec::new();
         let start = Instant::now();
         self.make_room(prompt.len(), options)?;
-        let mut logits = self.logits_last(prompt)?;
+        let mut next = self.next_token(prompt, sampler, &history)?;
         let prompt_ms = start.elapsed().as_secs_f64() * 1000.0;
         let decode_start = Instant::now();
         let mut stop = StopReason::Length;
         while generated.len() < options.max_tokens {
-            let token = sampler.sample(&logits, &history);
+            let token = next;
             if options.eog.contains(&token) {
                 stop = StopReason::Eog;
                 break;
@@ -96,7 +96,7 @@ impl Session<'_> {
                 break;
             }
             self.make_room(1, options)?;
-            logits = self.logits_last(&[token])?;
+            next = self.next_token(&[token], sampler, &history)?;
         }
         let gen_ms = decode_start.elapsed().as_secs_f64() * 1000.0;
         Ok(Generation {
@@ -109,6 +109,22 @@ impl Session<'_> {
             tokens: generated,
             stop,
         })
+    }
+
+    /// Runs `tokens` (the end of `history`) and chooses the token after them. Plain
+    /// greedy decoding asks the session for the argmax, which a GPU computes on the
+    /// device (4 bytes come back instead of the vocabulary's logits).
+    fn next_token(
+        &mut self,
+        tokens: &[u32],
+        sampler: &mut Sampler,
+        history: &[u32],
+    ) -> Result<u32, RunError> {
+        if sampler.is_plain_greedy() {
+            return self.argmax_last(tokens);
+        }
+        let logits = self.logits_last(tokens)?;
+        Ok(sampler.sample(&logits, history))
     }
 
     /// Ensures `n` more tokens fit, shifting the context if allowed.

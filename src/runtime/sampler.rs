@@ -93,6 +93,11 @@ impl Sampler {
         &self.config
     }
 
+    /// True when the choice is the argmax of the logits alone (no temperature, no penalty).
+    pub fn is_plain_greedy(&self) -> bool {
+        self.config.temperature <= 0.0 && self.config.repeat_penalty == 1.0
+    }
+
     /// Picks the next token given the logits and the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let c = &self.config;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::cpu::{CpuInterpreter, RunError};
 use super::gpu::{GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions};
-use super::{KvCache, KvType};
+use super::{argmax, KvCache, KvType};
 use crate::compiler::plan::fused_graph;
 use crate::compiler::{Plan, PlanError};
 use crate::gguf::{GgufError, GgufFile};
@@ -231,6 +231,23 @@ impl Session<'_> {
         };
         self.past += tokens.len();
         Ok(logits)
+    }
+
+    /// Runs `tokens` and returns the index of the last one's largest logit; a GPU takes
+    /// the argmax on the device and reads back 4 bytes.
+    pub fn argmax_last(&mut self, tokens: &[u32]) -> Result<u32, RunError> {
+        let Engine::Gpu { executor, kv, .. } = &mut self.engine else {
+            let logits = self.logits_last(tokens)?;
+            return Ok(argmax(&logits) as u32);
+        };
+        let mut best = 0;
+        let mut past = self.past;
+        for chunk in tokens.chunks(GPU_STEP_TOKENS) {
+            best = executor.run_argmax(chunk, past, kv).map_err(gpu_failure)?;
+            past += chunk.len();
+        }
+        self.past = past;
+        Ok(best)
     }
 
     /// Runs `tokens` and returns the logits of the last one (`n_vocab`).
