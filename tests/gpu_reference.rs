@@ -1,0 +1,91 @@
+//! The slow full-reference check on the GPU (run with `cargo test --release --test
+//! gpu_reference -- --ignored`): both real models, every logits and greedy case of
+//! llama.cpp's reference data, GPU beside the CPU — logits relative L2 < 1e-3 at every
+//! position and greedy tokens identical. Ignored by default: on lavapipe a case takes
+//! minutes; CI runs the short cases of `gpu_models.rs` instead.
+
+mod common;
+mod gpu_common;
+
+use gpu_common::{gpu, relative_l2};
+use rustorch::runtime::{argmax, KvType, Model};
+use serde_json::Value;
+
+fn ids(v: &Value) -> Vec<u32> {
+    let v = match v {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn check(model_file: &str, model_dir: &str) {
+    let Some(path) = common::real_model(model_file) else {
+        return;
+    };
+    let Some(context) = gpu() else { return };
+    let model = Model::load(&path).unwrap();
+    let n_vocab = model.config.n_vocab;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |file: &str| -> Value {
+        let text = std::fs::read_to_string(format!(
+            "{root}/tests/fixtures/reference/{model_dir}/{file}"
+        ))
+        .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    for case in read("logits.json")["cases"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_ids"]);
+        let mut on_gpu = model.gpu_session(context, Some(2048)).unwrap();
+        let mut on_cpu = model.session(Some(2048), KvType::F16).unwrap();
+        let (g, c) = (
+            on_gpu.logits_all(&prompt).unwrap(),
+            on_cpu.logits_all(&prompt).unwrap(),
+        );
+        for (pos, (g, c)) in g
+            .chunks_exact(n_vocab)
+            .zip(c.chunks_exact(n_vocab))
+            .enumerate()
+        {
+            let err = relative_l2(g, c);
+            assert!(
+                err < 1e-3,
+                "{}: position {pos}: relative L2 {err:e}",
+                case["id"]
+            );
+        }
+        eprintln!("{}: {} positions agree", case["id"], prompt.len());
+    }
+    for case in read("greedy.json")["cases"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_ids"]);
+        let steps = ids(&case["generated_ids"]).len();
+        let mut on_gpu = model.gpu_session(context, Some(2048)).unwrap();
+        let mut on_cpu = model.session(Some(2048), KvType::F16).unwrap();
+        let (mut g, mut c) = (
+            on_gpu.argmax_last(&prompt).unwrap(),
+            on_cpu.argmax_last(&prompt).unwrap(),
+        );
+        for step in 0..steps {
+            assert_eq!(g, c, "{}: greedy step {step}", case["id"]);
+            g = on_gpu.argmax_last(&[g]).unwrap();
+            c = argmax(&on_cpu.logits_last(&[c]).unwrap()) as u32;
+        }
+        eprintln!("{}: {steps} greedy tokens agree", case["id"]);
+    }
+}
+
+#[test]
+#[ignore = "slow on a software GPU: run with --ignored"]
+fn smollm2_reference_cases_on_the_gpu() {
+    check(common::SMOLLM2, "smollm2-135m-instruct-q4_1");
+}
+
+#[test]
+#[ignore = "slow on a software GPU: run with --ignored"]
+fn gemma3_reference_cases_on_the_gpu() {
+    check(common::GEMMA3, "gemma-3-270m-q4_k_m");
+}
