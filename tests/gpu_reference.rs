@@ -7,21 +7,9 @@
 mod common;
 mod gpu_common;
 
+use common::ids;
 use gpu_common::{gpu, relative_l2};
 use rustorch::runtime::{argmax, KvType, Model};
-use serde_json::Value;
-
-fn ids(v: &Value) -> Vec<u32> {
-    let v = match v {
-        Value::String(s) => serde_json::from_str(s).unwrap(),
-        other => other.clone(),
-    };
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
 
 fn check(model_file: &str, model_dir: &str) {
     let Some(path) = common::real_model(model_file) else {
@@ -30,14 +18,7 @@ fn check(model_file: &str, model_dir: &str) {
     let Some(context) = gpu() else { return };
     let model = Model::load(&path).unwrap();
     let n_vocab = model.config.n_vocab;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let read = |file: &str| -> Value {
-        let text = std::fs::read_to_string(format!(
-            "{root}/tests/fixtures/reference/{model_dir}/{file}"
-        ))
-        .unwrap();
-        serde_json::from_str(&text).unwrap()
-    };
+    let read = |file: &str| common::reference(model_dir, file);
     for case in read("logits.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
         let mut on_gpu = model.gpu_session(context, Some(2048)).unwrap();

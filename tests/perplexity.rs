@@ -4,7 +4,6 @@
 mod common;
 
 use rustorch::text::LanguageModel;
-use serde_json::Value;
 
 fn check(model_file: &str, model_dir: &str) {
     let Some(path) = common::real_model(model_file) else {
@@ -12,13 +11,7 @@ fn check(model_file: &str, model_dir: &str) {
     };
     let lm = LanguageModel::load(path).unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{root}/tests/fixtures/reference/{model_dir}/perplexity.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let reference = common::reference(model_dir, "perplexity.json");
     let bos = lm
         .tokenizer
         .add_bos()

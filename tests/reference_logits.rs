@@ -7,41 +7,8 @@
 
 mod common;
 
+use common::{floats, ids, reference as fixture};
 use rustorch::runtime::{argmax, KvType, Model};
-use serde_json::Value;
-
-fn fixture(model_dir: &str, file: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/reference/{model_dir}/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    // Some fixture fields hold the list as a JSON string.
-    let v = match v {
-        Value::String(s) => serde_json::from_str(s).unwrap(),
-        other => other.clone(),
-    };
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    let v = match v {
-        Value::String(s) => serde_json::from_str(s).unwrap(),
-        other => other.clone(),
-    };
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 #[derive(Default)]
 struct Agreement {

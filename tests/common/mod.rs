@@ -28,3 +28,34 @@ pub fn real_model(file: &str) -> Option<PathBuf> {
     eprintln!("\n*** SKIPPED: {message} ***\n");
     None
 }
+
+/// A file of llama.cpp's reference data, copied under `tests/fixtures/reference/`.
+pub fn reference(model_dir: &str, file: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/tests/fixtures/reference/{model_dir}/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The items of a reference list; some fixture fields hold the list as a JSON string.
+fn items(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    let v = match v {
+        serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    v.as_array().unwrap().clone()
+}
+
+/// A reference list of token ids.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    items(v)
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// A reference list of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    items(v).iter().map(|x| x.as_f64().unwrap()).collect()
+}
