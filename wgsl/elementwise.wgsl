@@ -1,6 +1,6 @@
 // Element-wise ops over `[rows, n]` activations, one invocation per output value:
 // out = a · factor, a · b (b repeated every `b_len` values: the weight of a norm; or
-// 0xffffffff: a whole tensor), a + b, silu(a), gelu_tanh(a), and the last row of a.
+// 0xffffffff: a whole tensor), a + b, silu(a), gelu_tanh(a), and a copy of a view of a.
 
 struct Params {
     n: u32,
@@ -8,6 +8,10 @@ struct Params {
     fixed_rows: u32,
     factor: f32,
     b_len: u32,
+    // copy_view's view of a.
+    offset: u32,
+    stride: u32,
+    last_row: u32,
 }
 
 @group(0) @binding(1) var<uniform> p: Params;
@@ -47,8 +51,7 @@ fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = item_index(wid, nwg, lid);
     if i < count() {
-        let v = a[i];
-        out[i] = v / (1.0 + exp(-v));
+        out[i] = silu_of(a[i]);
     }
 }
 
@@ -56,20 +59,18 @@ fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 fn gelu_tanh(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = item_index(wid, nwg, lid);
     if i < count() {
-        let v = a[i];
-        let inner = 0.7978846 * (v + 0.044715 * v * v * v);
-        // tanh through exp, stable for large |inner| (tanh itself may overflow on some drivers).
-        let e = exp(-2.0 * abs(inner));
-        let t = sign(inner) * (1.0 - e) / (1.0 + e);
-        out[i] = 0.5 * v * (1.0 + t);
+        out[i] = gelu_tanh_of(a[i]);
     }
 }
 
-// a is [T, n]; the output is its last row.
+// a seen through a view (graph views: a row's columns, the last row), copied for
+// kernels that read only whole tensors: value i of output row t is
+// a[row(t) · stride + offset + i], with row(t) = T − 1 for the last row.
 @compute @workgroup_size(256)
-fn last_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn copy_view(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = item_index(wid, nwg, lid);
-    if i < p.n {
-        out[i] = a[(step.tokens - 1u) * p.n + i];
+    if i < count() {
+        let row = select(i / p.n, step.tokens - 1u, p.last_row == 1u);
+        out[i] = a[row * p.stride + p.offset + i % p.n];
     }
 }

@@ -49,9 +49,7 @@ fn rope(
         first = idx - d + i;
         second = first + half;
     }
-    let inv_freq = pow(p.base, -2.0 * f32(i) / f32(p.n_rot));
-    let pos = f32(step.past + t) * p.freq_scale;
-    let angle = pos * inv_freq;
+    let angle = rope_angle(f32(step.past + t) * p.freq_scale, i, p.n_rot, p.base);
     let s = sin(angle);
     let c = cos(angle);
     let x0 = x[first];

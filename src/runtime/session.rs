@@ -111,9 +111,8 @@ impl Model {
         })
     }
 
-    /// A session on a GPU with an f16 cache of `context` positions. The GPU executor
-    /// runs the canonical graph (its fused kernels are yet to come), in steps of at
-    /// most [`GPU_STEP_TOKENS`] tokens.
+    /// A session on a GPU with an f16 cache of `context` positions: the fused graph
+    /// (every row's logits), in steps of at most [`GPU_STEP_TOKENS`] tokens.
     pub fn gpu_session<'m>(
         &'m self,
         gpu: &'m GpuContext,
@@ -124,7 +123,7 @@ impl Model {
             max_tokens: GPU_STEP_TOKENS.min(capacity),
             context: capacity,
         };
-        let executor = GpuExecutor::new(&self.graph_canonical, &self.gguf, gpu, options)?;
+        let executor = GpuExecutor::new(&self.graph_all, &self.gguf, gpu, options)?;
         let kv = executor.kv_cache()?;
         Ok(Session {
             model: self,

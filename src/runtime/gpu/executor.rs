@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::context::block_on;
 use super::kv::GpuKvCache;
-use super::shaders::{Access, Module, COLS_MULTIPLE, MATMUL_ROWS_PER_GROUP};
-use super::weights::{padded, upload, WeightPart};
+use super::lower::{lower, max_elements, Loader, Value};
+use super::shaders::{Module, MATMUL_ROWS_PER_GROUP};
+use super::weights::padded;
 use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
-use crate::graph::{Dim, Graph, Op, Step, TensorType, Weight};
-use crate::model::RopeMode;
-use crate::runtime::cpu::{kernels, RunError};
+use crate::graph::{Dim, Graph, Step, TensorType};
+use crate::runtime::cpu::RunError;
 
 /// Sizes fixed at load: buffers are allocated for the largest step.
 #[derive(Debug, Clone, Copy)]
@@ -26,20 +26,20 @@ pub struct GpuOptions {
 
 /// Rows of an activation: the step's tokens or a fixed count.
 #[derive(Debug, Clone, Copy)]
-enum Rows {
+pub(super) enum Rows {
     Tokens,
     Fixed(u32),
 }
 
 impl Rows {
-    fn of(dim: Dim) -> Rows {
+    pub fn of(dim: Dim) -> Rows {
         match dim {
             Dim::Fixed(n) => Rows::Fixed(n as u32),
             _ => Rows::Tokens,
         }
     }
 
-    fn resolve(self, tokens: u32) -> u32 {
+    pub fn resolve(self, tokens: u32) -> u32 {
         match self {
             Rows::Tokens => tokens,
             Rows::Fixed(n) => n,
@@ -47,7 +47,7 @@ impl Rows {
     }
 
     /// As kernels take it: 0 for T.
-    fn param(self) -> u32 {
+    pub fn param(self) -> u32 {
         match self {
             Rows::Tokens => 0,
             Rows::Fixed(n) => n,
@@ -57,7 +57,7 @@ impl Rows {
 
 /// How many workgroups a dispatch needs in a step.
 #[derive(Debug, Clone, Copy)]
-enum Grid {
+pub(super) enum Grid {
     /// One invocation per item, 256 to a workgroup: `per_row` items per row, times the
     /// context length when `per_context`.
     Items {
@@ -73,25 +73,26 @@ enum Grid {
 }
 
 const ITEMS_PER_GROUP: u32 = 256;
-const MATMUL_TILE: u32 = 16;
+/// The prefill matmul's output tile: weight rows × tokens.
+const MATMUL_TILE: u32 = 64;
 
 /// Where a storage binding's buffer comes from.
 #[derive(Clone)]
-enum Source {
+pub(super) enum Source {
     Buffer(wgpu::Buffer),
     /// A KV cache's buffer, bound when the cache is made.
     Cache(usize),
 }
 
-struct Dispatch {
-    label: String,
-    pipeline: wgpu::ComputePipeline,
+pub(super) struct Dispatch {
+    pub label: String,
+    pub pipeline: wgpu::ComputePipeline,
     /// Matmuls: the kernel for a single row of x.
-    single_row: Option<wgpu::ComputePipeline>,
-    grid: Grid,
-    layout: wgpu::BindGroupLayout,
-    params_offset: u64,
-    sources: Vec<Source>,
+    pub single_row: Option<wgpu::ComputePipeline>,
+    pub grid: Grid,
+    pub layout: wgpu::BindGroupLayout,
+    pub params_offset: u64,
+    pub sources: Vec<Source>,
 }
 
 impl Dispatch {
@@ -133,33 +134,26 @@ fn grid_2d(n: u32, max_dim: u32) -> (u32, u32) {
 }
 
 /// The parameters of one dispatch, as the kernel's `Params` struct reads them.
-#[derive(Default)]
-struct Params([u32; PARAM_WORDS]);
+pub(super) struct Params(pub [u32; PARAM_WORDS]);
 
-const PARAM_WORDS: usize = 8;
+/// Every dispatch's slot holds this many words (the epilogue's steps need the most);
+/// slots are 256-byte aligned on most devices anyway.
+const PARAM_WORDS: usize = 64;
 
 impl Params {
-    fn new(words: &[u32]) -> Params {
-        let mut p = Params::default();
+    pub const BYTES: usize = PARAM_WORDS * 4;
+
+    pub fn new(words: &[u32]) -> Params {
+        let mut p = Params([0; PARAM_WORDS]);
         p.0[..words.len()].copy_from_slice(words);
         p
     }
 }
 
 /// The pipelines of one module and the layout they share.
-struct ModulePipelines {
-    layout: wgpu::BindGroupLayout,
-    by_entry: HashMap<&'static str, wgpu::ComputePipeline>,
-}
-
-/// A node's value on the device.
-#[derive(Clone)]
-enum Value {
-    /// The token ids, which live in the step buffer.
-    TokenIds,
-    Buffer(wgpu::Buffer),
-    /// The KV cache `usize` (what a `CacheWrite` yields).
-    Cache(usize),
+pub(super) struct ModulePipelines {
+    pub layout: wgpu::BindGroupLayout,
+    pub by_entry: HashMap<&'static str, wgpu::ComputePipeline>,
 }
 
 static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(0);
@@ -169,7 +163,8 @@ pub struct GpuExecutor<'a> {
     context: &'a GpuContext,
     id: u64,
     options: GpuOptions,
-    cache_row_lens: Vec<usize>,
+    /// Values each KV cache holds.
+    cache_sizes: Vec<usize>,
     n_vocab: usize,
     step: wgpu::Buffer,
     params: wgpu::Buffer,
@@ -183,213 +178,6 @@ pub struct GpuExecutor<'a> {
     argmax_bind_group: wgpu::BindGroup,
     argmax_result: wgpu::Buffer,
     argmax_readback: wgpu::Buffer,
-}
-
-/// What loading builds up before the executor exists.
-struct Loader<'a> {
-    context: &'a GpuContext,
-    gguf: &'a GgufFile,
-    options: GpuOptions,
-    limits: wgpu::Limits,
-    pipelines: HashMap<Module, ModulePipelines>,
-    params: Vec<u8>,
-    param_stride: usize,
-    weights: HashMap<String, std::rc::Rc<Vec<WeightPart>>>,
-    dispatches: Vec<Dispatch>,
-    /// Bytes of every buffer made, for the out-of-memory message.
-    allocated: u64,
-}
-
-impl<'a> Loader<'a> {
-    fn pipelines(&mut self, module: Module) -> Result<&ModulePipelines, GpuError> {
-        if !self.pipelines.contains_key(&module) {
-            let built = build_pipelines(self.context, module)?;
-            self.pipelines.insert(module, built);
-        }
-        Ok(&self.pipelines[&module])
-    }
-
-    fn buffer(&mut self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        self.allocated += bytes;
-        self.context.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage,
-            mapped_at_creation: false,
-        })
-    }
-
-    /// An activation buffer for `elements` f32 values at most.
-    fn activation(&mut self, label: &str, elements: usize) -> Result<wgpu::Buffer, GpuError> {
-        let bytes = padded(elements * 4);
-        if bytes > self.limits.max_storage_buffer_binding_size {
-            return Err(GpuError::Unsupported(format!(
-                "activation `{label}` takes {bytes} bytes at {} tokens and {} positions, more than \
-                 the device's largest storage binding ({} bytes); lower max_tokens or context",
-                self.options.max_tokens, self.options.context, self.limits.max_storage_buffer_binding_size
-            )));
-        }
-        Ok(self.buffer(
-            label,
-            bytes,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        ))
-    }
-
-    /// A weight in its stored type, uploaded once however many nodes read it.
-    fn weight(&mut self, w: &Weight) -> Result<std::rc::Rc<Vec<WeightPart>>, GpuError> {
-        if let Some(parts) = self.weights.get(&w.name) {
-            return Ok(parts.clone());
-        }
-        if !w.cols.is_multiple_of(COLS_MULTIPLE) {
-            return Err(GpuError::Unsupported(format!(
-                "weight `{}` has rows of {} values; the GPU kernels need a multiple of {COLS_MULTIPLE}",
-                w.name, w.cols
-            )));
-        }
-        let bytes = self.tensor_bytes(&w.name)?;
-        let row_bytes = kernels::row_bytes(w.ty, w.cols);
-        let max_binding = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
-        self.allocated += bytes.len() as u64;
-        let parts = std::rc::Rc::new(upload(
-            &self.context.device,
-            &w.name,
-            bytes,
-            w.rows,
-            row_bytes,
-            max_binding,
-        )?);
-        self.weights.insert(w.name.clone(), parts.clone());
-        Ok(parts)
-    }
-
-    fn tensor_bytes(&self, name: &str) -> Result<&'a [u8], GpuError> {
-        let gguf: &'a GgufFile = self.gguf;
-        gguf.tensor_data(name)
-            .map(|(_, bytes)| bytes)
-            .ok_or_else(|| RunError::MissingWeight(name.to_string()).into())
-    }
-
-    /// A weight vector (a norm's), dequantised to f32 as the CPU interpreter keeps it.
-    fn vector(&mut self, w: &Weight) -> Result<wgpu::Buffer, GpuError> {
-        let bytes = self.tensor_bytes(&w.name)?;
-        let mut values = vec![0f32; w.rows * w.cols];
-        kernels::dequantize_row(w.ty, bytes, &mut values);
-        self.allocated += values.len() as u64 * 4;
-        Ok(wgpu::util::DeviceExt::create_buffer_init(
-            &self.context.device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some(&w.name),
-                contents: bytemuck::cast_slice(&values),
-                usage: wgpu::BufferUsages::STORAGE,
-            },
-        ))
-    }
-
-    fn add_params(&mut self, params: Params) -> u64 {
-        let offset = self.params.len();
-        self.params
-            .extend_from_slice(bytemuck::cast_slice(&params.0));
-        self.params.resize(offset + self.param_stride, 0);
-        offset as u64
-    }
-
-    fn dispatch(
-        &mut self,
-        label: &str,
-        module: Module,
-        entry: &'static str,
-        params: Params,
-        grid: Grid,
-        sources: Vec<Source>,
-    ) -> Result<(), GpuError> {
-        let params_offset = self.add_params(params);
-        let pipelines = self.pipelines(module)?;
-        let single_row = match module {
-            Module::Matmul(_) => Some(pipelines.by_entry["matmul_decode"].clone()),
-            _ => None,
-        };
-        let dispatch = Dispatch {
-            label: label.to_string(),
-            pipeline: pipelines.by_entry[entry].clone(),
-            single_row,
-            grid,
-            layout: pipelines.layout.clone(),
-            params_offset,
-            sources,
-        };
-        self.dispatches.push(dispatch);
-        Ok(())
-    }
-}
-
-fn build_pipelines(context: &GpuContext, module: Module) -> Result<ModulePipelines, GpuError> {
-    let device = &context.device;
-    let rejected = |reason: String| GpuError::ShaderRejected {
-        module: module.name(),
-        reason,
-    };
-    context
-        .scoped(wgpu::ErrorFilter::Validation, || {
-            let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&module.name()),
-                source: wgpu::ShaderSource::Wgsl(module.source().into()),
-            });
-            let buffer = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            };
-            let mut entries = vec![
-                buffer(0, wgpu::BufferBindingType::Storage { read_only: true }),
-                buffer(1, wgpu::BufferBindingType::Uniform),
-            ];
-            for (i, access) in module.storage().iter().enumerate() {
-                let read_only = *access == Access::Read;
-                entries.push(buffer(
-                    2 + i as u32,
-                    wgpu::BufferBindingType::Storage { read_only },
-                ));
-            }
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&module.name()),
-                entries: &entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(&module.name()),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let by_entry = module
-                .entry_points()
-                .iter()
-                .map(|&entry| {
-                    let pipeline =
-                        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(entry),
-                            layout: Some(&pipeline_layout),
-                            module: &shader,
-                            entry_point: Some(entry),
-                            compilation_options: wgpu::PipelineCompilationOptions {
-                                constants: module.constants(),
-                                zero_initialize_workgroup_memory: false,
-                            },
-                            cache: None,
-                        });
-                    (entry, pipeline)
-                })
-                .collect();
-            ModulePipelines { layout, by_entry }
-        })
-        .map_err(rejected)
 }
 
 fn bind_group(
@@ -409,7 +197,7 @@ fn bind_group(
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                 buffer: params,
                 offset: dispatch.params_offset,
-                size: wgpu::BufferSize::new((PARAM_WORDS * 4) as u64),
+                size: wgpu::BufferSize::new(Params::BYTES as u64),
             }),
         },
     ];
@@ -430,10 +218,6 @@ fn bind_group(
     })
 }
 
-fn f(v: f32) -> u32 {
-    v.to_bits()
-}
-
 impl<'a> GpuExecutor<'a> {
     /// Uploads the weights `graph` reads, builds its pipelines and buffers.
     pub fn new(
@@ -443,21 +227,17 @@ impl<'a> GpuExecutor<'a> {
         options: GpuOptions,
     ) -> Result<GpuExecutor<'a>, GpuError> {
         context.check()?;
-        let limits = context.limits();
-        let mut loader = Loader {
-            context,
-            gguf,
-            options,
-            param_stride: (PARAM_WORDS * 4)
-                .next_multiple_of(limits.min_uniform_buffer_offset_alignment as usize),
-            limits,
-            pipelines: HashMap::new(),
-            params: Vec::new(),
-            weights: HashMap::new(),
-            dispatches: Vec::new(),
-            allocated: 0,
-        };
-        let lowered = context.scoped(wgpu::ErrorFilter::OutOfMemory, || lower(graph, &mut loader));
+        let mut loader = Loader::new(context, gguf, options);
+        let output_node = graph.node(graph.output);
+        let lowered = context.scoped(wgpu::ErrorFilter::OutOfMemory, || {
+            let (values, n_vocab) = lower(graph, &mut loader)?;
+            let Value::Activation(view) = values[graph.output.index()].clone() else {
+                return Err(GpuError::Unsupported(
+                    "the output is not an activation".into(),
+                ));
+            };
+            Ok((loader.whole("output", view)?, n_vocab))
+        });
         let needed = loader.allocated;
         let oom = |reason: String| GpuError::OutOfMemory {
             needed,
@@ -467,7 +247,7 @@ impl<'a> GpuExecutor<'a> {
                 loader.limits.max_buffer_size
             ),
         };
-        let (values, n_vocab) = lowered.map_err(oom)??;
+        let (output, n_vocab) = lowered.map_err(oom)??;
         context.check()?;
         let device = &context.device;
 
@@ -480,14 +260,8 @@ impl<'a> GpuExecutor<'a> {
             mapped_at_creation: false,
         });
 
-        let output_node = graph.node(graph.output);
         let output_row_len = output_node.ty.row_len().unwrap_or(1);
         let output_rows = Rows::of(output_node.ty.shape[0]);
-        let Value::Buffer(output) = values[graph.output.index()].clone() else {
-            return Err(GpuError::Unsupported(
-                "the output is not an activation".into(),
-            ));
-        };
         let out_bytes = (max_elements(&output_node.ty, options) * 4) as u64;
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -547,7 +321,11 @@ impl<'a> GpuExecutor<'a> {
             context,
             id: NEXT_EXECUTOR.fetch_add(1, Ordering::Relaxed),
             options,
-            cache_row_lens: graph.caches.iter().map(|c| c.row_len).collect(),
+            cache_sizes: graph
+                .caches
+                .iter()
+                .map(|c| c.positions(options.context) * c.row_len)
+                .collect(),
             n_vocab,
             step,
             params,
@@ -573,13 +351,13 @@ impl<'a> GpuExecutor<'a> {
         let device = &self.context.device;
         let capacity = self.options.context;
         let buffers: Vec<wgpu::Buffer> = self
-            .cache_row_lens
+            .cache_sizes
             .iter()
             .enumerate()
-            .map(|(i, len)| {
+            .map(|(i, values)| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("kv cache {i}")),
-                    size: padded(capacity * len * 2),
+                    size: padded(values * 2),
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 })
@@ -729,302 +507,5 @@ impl<'a> GpuExecutor<'a> {
             .to_vec();
         buffer.unmap();
         Ok(data)
-    }
-}
-
-/// Lowers every node to dispatches; returns each node's value and the vocabulary size.
-fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError> {
-    let opts = l.options;
-    let mut values: Vec<Value> = Vec::with_capacity(graph.len());
-    let mut n_vocab = 0;
-    for id in graph.schedule() {
-        let node = graph.node(id);
-        let label = node.label.as_str();
-        let inputs = graph.inputs(id);
-        let input = |i: usize| -> Result<wgpu::Buffer, GpuError> {
-            match &values[inputs[i].index()] {
-                Value::Buffer(b) => Ok(b.clone()),
-                _ => Err(GpuError::Unsupported(format!(
-                    "`{label}` reads input {i} as an activation, which it is not"
-                ))),
-            }
-        };
-        let cache_input = |i: usize| -> Result<usize, GpuError> {
-            match &values[inputs[i].index()] {
-                Value::Cache(c) => Ok(*c),
-                _ => Err(GpuError::Unsupported(format!(
-                    "`{label}` reads input {i} as a KV cache, which it is not"
-                ))),
-            }
-        };
-        let rows = node.ty.shape.first().map_or(Rows::Tokens, |d| Rows::of(*d));
-        let n = node.ty.row_len().unwrap_or(1) as u32;
-        let items = |per_row: u32| Grid::Items {
-            per_row,
-            rows,
-            per_context: false,
-        };
-        let value = match &node.op {
-            Op::TokenIds => Value::TokenIds,
-            Op::CacheWrite { cache } => {
-                let x = input(0)?;
-                let row_len = graph.caches[*cache].row_len as u32;
-                if !row_len.is_multiple_of(2) {
-                    return Err(GpuError::Unsupported(format!("`{label}`: odd cache rows")));
-                }
-                l.dispatch(
-                    label,
-                    Module::KvCache,
-                    "cache_write",
-                    Params::new(&[row_len]),
-                    Grid::Items {
-                        per_row: row_len / 2,
-                        rows: Rows::Tokens,
-                        per_context: false,
-                    },
-                    vec![Source::Buffer(x), Source::Cache(*cache)],
-                )?;
-                Value::Cache(*cache)
-            }
-            op => {
-                let out = l.activation(label, max_elements(&node.ty, opts))?;
-                let o = Source::Buffer(out.clone());
-                match op {
-                    Op::TokenIds | Op::CacheWrite { .. } => unreachable!("handled above"),
-                    Op::RmsNormMul { .. }
-                    | Op::Linear { .. }
-                    | Op::Columns { .. }
-                    | Op::Attention { .. } => {
-                        return Err(GpuError::Unsupported(format!(
-                            "`{label}`: fused {} nodes have no GPU kernel yet; the GPU runs the canonical graph",
-                            op.name()
-                        )));
-                    }
-                    Op::Embed { table } => {
-                        n_vocab = table.rows;
-                        for part in l.weight(table)?.iter() {
-                            l.dispatch(
-                                label,
-                                Module::Embed(table.ty),
-                                "embed",
-                                Params::new(&[
-                                    table.cols as u32,
-                                    part.rows as u32,
-                                    part.first_row as u32,
-                                ]),
-                                items(table.cols as u32 / 8),
-                                vec![Source::Buffer(part.buffer.clone()), o.clone()],
-                            )?;
-                        }
-                    }
-                    Op::MatMul { weight } => {
-                        let x = input(0)?;
-                        for part in l.weight(weight)?.iter() {
-                            l.dispatch(
-                                label,
-                                Module::Matmul(weight.ty),
-                                "matmul_prefill",
-                                Params::new(&[
-                                    part.rows as u32,
-                                    part.first_row as u32,
-                                    weight.cols as u32,
-                                    weight.rows as u32,
-                                    rows.param(),
-                                ]),
-                                Grid::Matmul {
-                                    rows: part.rows as u32,
-                                    tokens: rows,
-                                },
-                                vec![
-                                    Source::Buffer(part.buffer.clone()),
-                                    Source::Buffer(x.clone()),
-                                    o.clone(),
-                                ],
-                            )?;
-                        }
-                    }
-                    Op::MulWeight { weight } => {
-                        let (x, w) = (input(0)?, l.vector(weight)?);
-                        let len = (weight.rows * weight.cols) as u32;
-                        let params = Params::new(&[n, rows.param(), 0, len]);
-                        let sources = vec![Source::Buffer(x), Source::Buffer(w), o];
-                        l.dispatch(label, Module::Elementwise, "mul", params, items(n), sources)?;
-                    }
-                    Op::Scale { factor } => {
-                        let x = input(0)?;
-                        let params = Params::new(&[n, rows.param(), f(*factor), 0]);
-                        let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
-                        l.dispatch(
-                            label,
-                            Module::Elementwise,
-                            "scale",
-                            params,
-                            items(n),
-                            sources,
-                        )?;
-                    }
-                    Op::Add | Op::Mul | Op::Silu | Op::GeluTanh => {
-                        let a = input(0)?;
-                        let b = if inputs.len() > 1 {
-                            input(1)?
-                        } else {
-                            a.clone()
-                        };
-                        let entry = match op {
-                            Op::Add => "add",
-                            Op::Mul => "mul",
-                            Op::Silu => "silu",
-                            _ => "gelu_tanh",
-                        };
-                        let params = Params::new(&[n, rows.param(), 0, u32::MAX]);
-                        let sources = vec![Source::Buffer(a), Source::Buffer(b), o];
-                        l.dispatch(label, Module::Elementwise, entry, params, items(n), sources)?;
-                    }
-                    Op::LastRow => {
-                        let x = input(0)?;
-                        let params = Params::new(&[n, 1, 0, 0]);
-                        let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
-                        l.dispatch(
-                            label,
-                            Module::Elementwise,
-                            "last_row",
-                            params,
-                            items(n),
-                            sources,
-                        )?;
-                    }
-                    Op::RmsNorm { eps, group } => {
-                        let x = input(0)?;
-                        let groups = n / *group as u32;
-                        l.dispatch(
-                            label,
-                            Module::RmsNorm,
-                            "rms_norm",
-                            Params::new(&[*group as u32, groups, rows.param(), f(*eps)]),
-                            Grid::Groups {
-                                per_row: groups,
-                                rows,
-                            },
-                            vec![Source::Buffer(x), o],
-                        )?;
-                    }
-                    Op::Rope(rope) => {
-                        let x = input(0)?;
-                        let mode = match rope.mode {
-                            RopeMode::Adjacent => 0,
-                            RopeMode::Halves => 1,
-                        };
-                        let params = Params::new(&[
-                            n,
-                            rope.head_dim as u32,
-                            rope.n_rot as u32,
-                            mode,
-                            f(rope.base),
-                            f(rope.freq_scale),
-                            rows.param(),
-                        ]);
-                        let sources = vec![Source::Buffer(x), o];
-                        l.dispatch(label, Module::Rope, "rope", params, items(n), sources)?;
-                    }
-                    Op::AttnScores {
-                        n_head,
-                        n_head_kv,
-                        head_dim,
-                        scale,
-                    } => {
-                        let (q, k) = (input(0)?, cache_input(1)?);
-                        let heads = [*n_head as u32, *n_head_kv as u32, *head_dim as u32];
-                        let params = Params::new(&[
-                            heads[0],
-                            heads[1],
-                            heads[2],
-                            f(*scale),
-                            0,
-                            f(f32::NEG_INFINITY),
-                        ]);
-                        let grid = Grid::Items {
-                            per_row: heads[0],
-                            rows: Rows::Tokens,
-                            per_context: true,
-                        };
-                        let sources = vec![Source::Buffer(q), Source::Cache(k), o];
-                        l.dispatch(
-                            label,
-                            Module::Attention,
-                            "attn_scores",
-                            params,
-                            grid,
-                            sources,
-                        )?;
-                    }
-                    Op::AttnMask { window } => {
-                        let (x, h) = (input(0)?, attention_heads(node.ty.shape[0], label)?);
-                        let window = window.unwrap_or(0) as u32;
-                        let params = Params::new(&[h, 1, 1, 0, window, f(f32::NEG_INFINITY)]);
-                        let grid = Grid::Items {
-                            per_row: h,
-                            rows: Rows::Tokens,
-                            per_context: true,
-                        };
-                        let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
-                        l.dispatch(label, Module::Attention, "attn_mask", params, grid, sources)?;
-                    }
-                    Op::Softmax => {
-                        let (x, h) = (input(0)?, attention_heads(node.ty.shape[0], label)?);
-                        let params = Params::new(&[h, 1, 1, 0, 0, f(f32::NEG_INFINITY)]);
-                        let grid = Grid::Groups {
-                            per_row: h,
-                            rows: Rows::Tokens,
-                        };
-                        let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
-                        l.dispatch(label, Module::Attention, "softmax", params, grid, sources)?;
-                    }
-                    Op::AttnMix {
-                        n_head,
-                        n_head_kv,
-                        head_dim,
-                    } => {
-                        let (p, v) = (input(0)?, cache_input(1)?);
-                        let heads = [*n_head as u32, *n_head_kv as u32, *head_dim as u32];
-                        let params = Params::new(&[
-                            heads[0],
-                            heads[1],
-                            heads[2],
-                            0,
-                            0,
-                            f(f32::NEG_INFINITY),
-                        ]);
-                        let sources = vec![Source::Buffer(p), Source::Cache(v), o];
-                        let grid = items(heads[0] * heads[2]);
-                        l.dispatch(label, Module::Attention, "attn_mix", params, grid, sources)?;
-                    }
-                }
-                Value::Buffer(out)
-            }
-        };
-        values.push(value);
-    }
-    Ok((values, n_vocab))
-}
-
-/// Elements of a tensor in the largest step.
-fn max_elements(ty: &TensorType, options: GpuOptions) -> usize {
-    ty.shape
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => *n,
-            Dim::Tokens => options.max_tokens,
-            Dim::Context => options.context,
-        })
-        .product()
-}
-
-/// Heads of an attention tensor `[H, T, ctx]` (its first dim).
-fn attention_heads(first: Dim, label: &str) -> Result<u32, GpuError> {
-    match first {
-        Dim::Fixed(h) => Ok(h as u32),
-        _ => Err(GpuError::Unsupported(format!(
-            "`{label}`: the GPU softmax and mask work on attention scores [H, T, P+T]"
-        ))),
     }
 }

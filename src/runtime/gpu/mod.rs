@@ -9,6 +9,7 @@ mod context;
 mod error;
 mod executor;
 mod kv;
+mod lower;
 mod shaders;
 mod weights;
 

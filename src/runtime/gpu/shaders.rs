@@ -13,17 +13,21 @@ macro_rules! wgsl {
 
 const PRELUDE: &str = wgsl!("prelude.wgsl");
 const WEIGHTS: &str = wgsl!("weights.wgsl");
+const ACTIVATIONS: &str = wgsl!("activations.wgsl");
+const ROTARY: &str = wgsl!("rotary.wgsl");
 
 /// A kernel family, specialised by weight type where it reads weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Module {
     Embed(GgmlType),
     Matmul(GgmlType),
+    Epilogue,
     Elementwise,
     RmsNorm,
     Rope,
     KvCache,
     Attention,
+    SelfAttention,
     Argmax,
 }
 
@@ -48,6 +52,8 @@ impl Module {
             Module::Rope,
             Module::KvCache,
             Module::Attention,
+            Module::SelfAttention,
+            Module::Epilogue,
             Module::Argmax,
         ];
         for ty in GgmlType::ALL {
@@ -61,11 +67,13 @@ impl Module {
         match self {
             Module::Embed(ty) => format!("embed_{}", ty.name().to_lowercase()),
             Module::Matmul(ty) => format!("matmul_{}", ty.name().to_lowercase()),
+            Module::Epilogue => "epilogue".into(),
             Module::Elementwise => "elementwise".into(),
             Module::RmsNorm => "rms_norm".into(),
             Module::Rope => "rope".into(),
             Module::KvCache => "kv_cache".into(),
             Module::Attention => "attention".into(),
+            Module::SelfAttention => "self_attention".into(),
             Module::Argmax => "argmax".into(),
         }
     }
@@ -74,11 +82,13 @@ impl Module {
         match self {
             Module::Embed(_) => &["embed"],
             Module::Matmul(_) => &["matmul_decode", "matmul_prefill"],
-            Module::Elementwise => &["scale", "mul", "add", "silu", "gelu_tanh", "last_row"],
-            Module::RmsNorm => &["rms_norm"],
+            Module::Epilogue => &["epilogue"],
+            Module::Elementwise => &["scale", "mul", "add", "silu", "gelu_tanh", "copy_view"],
+            Module::RmsNorm => &["rms_norm", "rms_norm_mul"],
             Module::Rope => &["rope"],
             Module::KvCache => &["cache_write"],
             Module::Attention => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
+            Module::SelfAttention => &["attention", "cache_store"],
             Module::Argmax => &["argmax"],
         }
     }
@@ -88,8 +98,15 @@ impl Module {
     pub fn storage(self) -> &'static [Access] {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
-            Module::Matmul(_) | Module::Elementwise | Module::Attention => &[Read, Read, ReadWrite],
-            Module::RmsNorm | Module::Rope | Module::KvCache | Module::Argmax => &[Read, ReadWrite],
+            // weights, x, norm weight, residual, out
+            Module::Matmul(_) => &[Read, Read, Read, Read, ReadWrite],
+            // norm weights, residual, rows
+            Module::Epilogue | Module::Elementwise | Module::Attention => &[Read, Read, ReadWrite],
+            // x, weight, residual, out
+            Module::RmsNorm => &[Read, Read, Read, ReadWrite],
+            // q, k, v, k cache, v cache, out
+            Module::SelfAttention => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            Module::Rope | Module::KvCache | Module::Argmax => &[Read, ReadWrite],
         }
     }
 
@@ -108,11 +125,13 @@ impl Module {
             Module::Matmul(ty) => {
                 [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("matmul.wgsl")]].concat()
             }
-            Module::Elementwise => vec![PRELUDE, wgsl!("elementwise.wgsl")],
+            Module::Epilogue => vec![PRELUDE, ACTIVATIONS, ROTARY, wgsl!("epilogue.wgsl")],
+            Module::Elementwise => vec![PRELUDE, ACTIVATIONS, wgsl!("elementwise.wgsl")],
             Module::RmsNorm => vec![PRELUDE, wgsl!("rms_norm.wgsl")],
-            Module::Rope => vec![PRELUDE, wgsl!("rope.wgsl")],
+            Module::Rope => vec![PRELUDE, ROTARY, wgsl!("rope.wgsl")],
             Module::KvCache => vec![PRELUDE, wgsl!("kv_cache.wgsl")],
             Module::Attention => vec![PRELUDE, wgsl!("attention.wgsl")],
+            Module::SelfAttention => vec![PRELUDE, wgsl!("self_attention.wgsl")],
             Module::Argmax => vec![PRELUDE, wgsl!("argmax.wgsl")],
         };
         parts.join("\n")

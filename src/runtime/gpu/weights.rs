@@ -1,6 +1,7 @@
 //! Weights on the device, as they are in the GGUF: each tensor goes from the memory map
-//! straight into buffers mapped at creation, split by rows into several buffers when
-//! it is larger than one storage binding may be.
+//! straight into buffers mapped at creation — same-typed tensors one linear reads side
+//! by side in one — split by rows into several buffers when larger than one storage
+//! binding may be.
 
 use super::GpuError;
 
@@ -34,24 +35,25 @@ pub fn padded(bytes: usize) -> u64 {
     (bytes.max(4) as u64).next_multiple_of(4)
 }
 
-/// Uploads `bytes` (`rows` rows of `row_bytes`) as one or more storage buffers.
+/// Uploads `segments` — tensors of whole rows of `row_bytes`, side by side along the
+/// rows — as one or more storage buffers.
 pub fn upload(
     device: &wgpu::Device,
     label: &str,
-    bytes: &[u8],
-    rows: usize,
+    segments: &[&[u8]],
     row_bytes: usize,
     max_binding: u64,
 ) -> Result<Vec<WeightPart>, GpuError> {
+    let rows = segments.iter().map(|s| s.len() / row_bytes).sum();
     let sizes = split_rows(rows, row_bytes, max_binding)
         .map_err(|e| GpuError::Unsupported(format!("weight `{label}`: {e}")))?;
     let mut parts = Vec::with_capacity(sizes.len());
     let mut first_row = 0;
     for rows in sizes {
-        let src = &bytes[first_row * row_bytes..(first_row + rows) * row_bytes];
+        let bytes = rows * row_bytes;
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: padded(src.len()),
+            size: padded(bytes),
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: true,
         });
@@ -59,7 +61,9 @@ pub fn upload(
             let mut view = buffer
                 .get_mapped_range_mut(..)
                 .map_err(|e| GpuError::Device(format!("mapping `{label}`: {e}")))?;
-            view.slice(..src.len()).copy_from_slice(src);
+            for (at, piece) in pieces(segments, first_row * row_bytes, bytes) {
+                view.slice(at..at + piece.len()).copy_from_slice(piece);
+            }
         }
         buffer.unmap();
         parts.push(WeightPart {
@@ -70,6 +74,27 @@ pub fn upload(
         first_row += rows;
     }
     Ok(parts)
+}
+
+/// The pieces of bytes `start .. start + len` of the concatenated `segments`, each with
+/// its offset from `start`.
+fn pieces<'s>(segments: &[&'s [u8]], mut start: usize, len: usize) -> Vec<(usize, &'s [u8])> {
+    let mut pieces = Vec::new();
+    let mut filled = 0;
+    for segment in segments {
+        if filled == len {
+            break;
+        }
+        if start >= segment.len() {
+            start -= segment.len();
+            continue;
+        }
+        let n = (segment.len() - start).min(len - filled);
+        pieces.push((filled, &segment[start..start + n]));
+        filled += n;
+        start = 0;
+    }
+    pieces
 }
 
 #[cfg(test)]
@@ -83,5 +108,17 @@ mod tests {
         assert_eq!(split_rows(25, 100, 1050), Ok(vec![10, 10, 5]));
         assert!(split_rows(1, 2000, 1000).is_err());
         assert_eq!(split_rows(0, 100, 1000), Ok(vec![]));
+    }
+
+    #[test]
+    fn parts_copy_across_segment_boundaries() {
+        let segments: [&[u8]; 3] = [&[0, 1, 2, 3], &[4, 5], &[6, 7, 8, 9]];
+        let two: [&[u8]; 2] = [&[3], &[4, 5]];
+        assert_eq!(
+            pieces(&segments, 3, 4),
+            vec![(0, two[0]), (1, two[1]), (3, &[6u8][..])]
+        );
+        assert_eq!(pieces(&segments, 6, 4), vec![(0, segments[2])]);
+        assert_eq!(pieces(&segments, 0, 2), vec![(0, &[0u8, 1][..])]);
     }
 }

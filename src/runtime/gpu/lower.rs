@@ -1,0 +1,982 @@
+//! Lowering, once at load: every node of the graph becomes its dispatches — kernel,
+//! parameters, buffers — and every weight it reads is uploaded as it is first met.
+//! Graph views (`columns`, `last_row`) become [`View`]s that kernels read in place; a
+//! kernel that reads only whole tensors gets a copy.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::executor::{Dispatch, Grid, ModulePipelines, Params, Rows, Source};
+use super::shaders::{Access, Module, COLS_MULTIPLE};
+use super::weights::{padded, upload, WeightPart};
+use super::{GpuContext, GpuError, GpuOptions};
+use crate::gguf::GgufFile;
+use crate::graph::{Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight};
+use crate::model::{Activation, RopeMode};
+use crate::runtime::cpu::{kernels, RunError};
+
+/// An activation as a kernel reads it: `rows` rows of `len` values, `stride` apart,
+/// from `offset` values into `buffer`; with `last_row`, the one row is row T − 1.
+#[derive(Clone)]
+pub(super) struct View {
+    pub buffer: wgpu::Buffer,
+    pub rows: Rows,
+    pub len: u32,
+    pub offset: u32,
+    pub stride: u32,
+    pub last_row: bool,
+}
+
+impl View {
+    fn whole(buffer: wgpu::Buffer, rows: Rows, len: u32) -> View {
+        View {
+            buffer,
+            rows,
+            len,
+            offset: 0,
+            stride: len,
+            last_row: false,
+        }
+    }
+
+    fn is_whole(&self) -> bool {
+        self.offset == 0 && self.stride == self.len && !self.last_row
+    }
+}
+
+/// A node's value on the device.
+#[derive(Clone)]
+pub(super) enum Value {
+    /// The token ids, which live in the step buffer.
+    TokenIds,
+    Activation(View),
+    /// The KV cache `usize` (what a `CacheWrite` yields).
+    Cache(usize),
+}
+
+/// What lowering builds up before the executor exists.
+pub(super) struct Loader<'a> {
+    pub context: &'a GpuContext,
+    pub gguf: &'a GgufFile,
+    pub options: GpuOptions,
+    pub limits: wgpu::Limits,
+    pub pipelines: HashMap<Module, ModulePipelines>,
+    pub params: Vec<u8>,
+    pub param_stride: usize,
+    /// Uploaded weights by the names they were uploaded under (several weights of one
+    /// type that one linear reads share a buffer, named `a+b+…`).
+    weights: HashMap<String, Rc<Vec<WeightPart>>>,
+    pub dispatches: Vec<Dispatch>,
+    /// Bound where a kernel ignores a binding (no prologue, no residual, …).
+    unused: Option<wgpu::Buffer>,
+    /// Bytes of every buffer made, for the out-of-memory message.
+    pub allocated: u64,
+}
+
+fn f(v: f32) -> u32 {
+    v.to_bits()
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(context: &'a GpuContext, gguf: &'a GgufFile, options: GpuOptions) -> Loader<'a> {
+        let limits = context.limits();
+        Loader {
+            context,
+            gguf,
+            options,
+            param_stride: Params::BYTES
+                .next_multiple_of(limits.min_uniform_buffer_offset_alignment as usize),
+            limits,
+            pipelines: HashMap::new(),
+            params: Vec::new(),
+            weights: HashMap::new(),
+            dispatches: Vec::new(),
+            unused: None,
+            allocated: 0,
+        }
+    }
+
+    pub fn pipelines(&mut self, module: Module) -> Result<&ModulePipelines, GpuError> {
+        if !self.pipelines.contains_key(&module) {
+            let built = ModulePipelines::build(self.context, module)?;
+            self.pipelines.insert(module, built);
+        }
+        Ok(&self.pipelines[&module])
+    }
+
+    pub fn buffer(&mut self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.allocated += bytes;
+        self.context.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// An activation buffer for `elements` f32 values at most.
+    fn activation(&mut self, label: &str, elements: usize) -> Result<wgpu::Buffer, GpuError> {
+        let bytes = padded(elements * 4);
+        if bytes > self.limits.max_storage_buffer_binding_size {
+            return Err(GpuError::Unsupported(format!(
+                "activation `{label}` takes {bytes} bytes at {} tokens and {} positions, more than \
+                 the device's largest storage binding ({} bytes); lower max_tokens or context",
+                self.options.max_tokens,
+                self.options.context,
+                self.limits.max_storage_buffer_binding_size
+            )));
+        }
+        Ok(self.buffer(
+            label,
+            bytes,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        ))
+    }
+
+    fn unused(&mut self) -> wgpu::Buffer {
+        if self.unused.is_none() {
+            self.unused = Some(self.buffer("unused", 16, wgpu::BufferUsages::STORAGE));
+        }
+        self.unused.clone().expect("made above")
+    }
+
+    /// Weights of one type with the same row length, in their stored type, side by
+    /// side in one buffer (split by rows where the device's binding limit says);
+    /// uploaded once however many nodes read them.
+    fn weights(&mut self, ws: &[&Weight]) -> Result<Rc<Vec<WeightPart>>, GpuError> {
+        let name = ws
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        if let Some(parts) = self.weights.get(&name) {
+            return Ok(parts.clone());
+        }
+        let (ty, cols) = (ws[0].ty, ws[0].cols);
+        if !cols.is_multiple_of(COLS_MULTIPLE) {
+            return Err(GpuError::Unsupported(format!(
+                "weight `{name}` has rows of {cols} values; the GPU kernels need a multiple of {COLS_MULTIPLE}"
+            )));
+        }
+        let segments = ws
+            .iter()
+            .map(|w| self.tensor_bytes(&w.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let row_bytes = kernels::row_bytes(ty, cols);
+        let max_binding = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        self.allocated += segments.iter().map(|s| s.len() as u64).sum::<u64>();
+        let parts = Rc::new(upload(
+            &self.context.device,
+            &name,
+            &segments,
+            row_bytes,
+            max_binding,
+        )?);
+        self.weights.insert(name, parts.clone());
+        Ok(parts)
+    }
+
+    fn tensor_bytes(&self, name: &str) -> Result<&'a [u8], GpuError> {
+        let gguf: &'a GgufFile = self.gguf;
+        gguf.tensor_data(name)
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| RunError::MissingWeight(name.to_string()).into())
+    }
+
+    /// Weight vectors (norms'), dequantised to f32 as the CPU interpreter keeps them,
+    /// one after the other in one buffer.
+    fn vectors(&mut self, ws: &[&Weight]) -> Result<wgpu::Buffer, GpuError> {
+        let mut values = Vec::new();
+        for w in ws {
+            let bytes = self.tensor_bytes(&w.name)?;
+            let start = values.len();
+            values.resize(start + w.rows * w.cols, 0f32);
+            kernels::dequantize_row(w.ty, bytes, &mut values[start..]);
+        }
+        self.allocated += values.len() as u64 * 4;
+        Ok(wgpu::util::DeviceExt::create_buffer_init(
+            &self.context.device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some(&ws[0].name),
+                contents: bytemuck::cast_slice(&values),
+                usage: wgpu::BufferUsages::STORAGE,
+            },
+        ))
+    }
+
+    pub fn add_params(&mut self, params: Params) -> u64 {
+        let offset = self.params.len();
+        self.params
+            .extend_from_slice(bytemuck::cast_slice(&params.0));
+        self.params.resize(offset + self.param_stride, 0);
+        offset as u64
+    }
+
+    pub fn dispatch(
+        &mut self,
+        label: &str,
+        module: Module,
+        entry: &'static str,
+        params: Params,
+        grid: Grid,
+        sources: Vec<Source>,
+    ) -> Result<(), GpuError> {
+        let params_offset = self.add_params(params);
+        let pipelines = self.pipelines(module)?;
+        let single_row = match module {
+            Module::Matmul(_) => Some(pipelines.by_entry["matmul_decode"].clone()),
+            _ => None,
+        };
+        let dispatch = Dispatch {
+            label: label.to_string(),
+            pipeline: pipelines.by_entry[entry].clone(),
+            single_row,
+            grid,
+            layout: pipelines.layout.clone(),
+            params_offset,
+            sources,
+        };
+        self.dispatches.push(dispatch);
+        Ok(())
+    }
+
+    /// `view` as a whole tensor: itself, or a copy for kernels that read no views.
+    pub fn whole(&mut self, label: &str, view: View) -> Result<wgpu::Buffer, GpuError> {
+        if view.is_whole() {
+            return Ok(view.buffer);
+        }
+        let rows = if view.last_row {
+            Rows::Fixed(1)
+        } else {
+            view.rows
+        };
+        let max_rows = match rows {
+            Rows::Fixed(n) => n as usize,
+            Rows::Tokens => self.options.max_tokens,
+        };
+        let out = self.activation(label, max_rows * view.len as usize)?;
+        let params = Params::new(&[
+            view.len,
+            rows.param(),
+            0,
+            0,
+            view.offset,
+            view.stride,
+            u32::from(view.last_row),
+        ]);
+        let sources = vec![
+            Source::Buffer(view.buffer.clone()),
+            Source::Buffer(view.buffer),
+            Source::Buffer(out.clone()),
+        ];
+        let grid = Grid::Items {
+            per_row: view.len,
+            rows,
+            per_context: false,
+        };
+        self.dispatch(
+            label,
+            Module::Elementwise,
+            "copy_view",
+            params,
+            grid,
+            sources,
+        )?;
+        Ok(out)
+    }
+}
+
+impl ModulePipelines {
+    fn build(context: &GpuContext, module: Module) -> Result<ModulePipelines, GpuError> {
+        let device = &context.device;
+        let rejected = |reason: String| GpuError::ShaderRejected {
+            module: module.name(),
+            reason,
+        };
+        context
+            .scoped(wgpu::ErrorFilter::Validation, || {
+                let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&module.name()),
+                    source: wgpu::ShaderSource::Wgsl(module.source().into()),
+                });
+                let buffer =
+                    |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+                        binding,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty,
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    };
+                let mut entries = vec![
+                    buffer(0, wgpu::BufferBindingType::Storage { read_only: true }),
+                    buffer(1, wgpu::BufferBindingType::Uniform),
+                ];
+                for (i, access) in module.storage().iter().enumerate() {
+                    let read_only = *access == Access::Read;
+                    entries.push(buffer(
+                        2 + i as u32,
+                        wgpu::BufferBindingType::Storage { read_only },
+                    ));
+                }
+                let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&module.name()),
+                    entries: &entries,
+                });
+                let pipeline_layout =
+                    device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some(&module.name()),
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
+                    });
+                let by_entry = module
+                    .entry_points()
+                    .iter()
+                    .map(|&entry| {
+                        let pipeline =
+                            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                                label: Some(entry),
+                                layout: Some(&pipeline_layout),
+                                module: &shader,
+                                entry_point: Some(entry),
+                                compilation_options: wgpu::PipelineCompilationOptions {
+                                    constants: module.constants(),
+                                    zero_initialize_workgroup_memory: false,
+                                },
+                                cache: None,
+                            });
+                        (entry, pipeline)
+                    })
+                    .collect();
+                ModulePipelines { layout, by_entry }
+            })
+            .map_err(rejected)
+    }
+}
+
+/// The epilogue kernel's encoding of each step (see `wgsl/epilogue.wgsl`), and the
+/// norm weights its `Norm` steps read, in order.
+fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>) {
+    let mut vectors: Vec<&Weight> = Vec::new();
+    let mut vector_len = 0;
+    let steps = epilogue
+        .iter()
+        .map(|s| match s {
+            Epilogue::Norm {
+                cols,
+                eps,
+                group,
+                weight,
+            } => {
+                let offset = vector_len as u32;
+                vector_len += weight.rows * weight.cols;
+                vectors.push(weight);
+                [
+                    0,
+                    cols.start as u32,
+                    cols.len as u32,
+                    *group as u32,
+                    f(*eps),
+                    offset,
+                    0,
+                    0,
+                ]
+            }
+            Epilogue::Rope { cols, rope } => {
+                let mode = match rope.mode {
+                    RopeMode::Adjacent => 0,
+                    RopeMode::Halves => 1,
+                };
+                let (start, len) = (cols.start as u32, cols.len as u32);
+                let shape = [rope.head_dim as u32, rope.n_rot as u32, mode];
+                let freqs = [f(rope.base), f(rope.freq_scale)];
+                [
+                    1, start, len, shape[0], shape[1], shape[2], freqs[0], freqs[1],
+                ]
+            }
+            Epilogue::Scale { cols, factor } => [
+                2,
+                cols.start as u32,
+                cols.len as u32,
+                f(*factor),
+                0,
+                0,
+                0,
+                0,
+            ],
+            Epilogue::Gated { act } => {
+                let act = match act {
+                    Activation::Silu => 0,
+                    Activation::GeluTanh => 1,
+                };
+                [3, 0, 0, act, 0, 0, 0, 0]
+            }
+            Epilogue::Residual => [4, 0, 0, 0, 0, 0, 0, 0],
+        })
+        .collect();
+    (steps, vectors)
+}
+
+/// Steps the epilogue kernel's parameters hold.
+const MAX_EPILOGUE_STEPS: usize = 7;
+
+/// Lowers every node to dispatches; returns each node's value and the vocabulary size.
+pub(super) fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError> {
+    let mut values: Vec<Value> = Vec::with_capacity(graph.len());
+    let mut n_vocab = 0;
+    for id in graph.schedule() {
+        if let Op::Embed { table } = &graph.node(id).op {
+            n_vocab = table.rows;
+        }
+        let value = NodeLowering {
+            graph,
+            id,
+            values: &values,
+        }
+        .lower(l)?;
+        values.push(value);
+    }
+    Ok((values, n_vocab))
+}
+
+/// One node being lowered, with the values of the nodes before it.
+struct NodeLowering<'g> {
+    graph: &'g Graph,
+    id: NodeId,
+    values: &'g [Value],
+}
+
+impl NodeLowering<'_> {
+    fn label(&self) -> &str {
+        &self.graph.node(self.id).label
+    }
+
+    fn input(&self, i: usize) -> Result<View, GpuError> {
+        match &self.values[self.graph.inputs(self.id)[i].index()] {
+            Value::Activation(v) => Ok(v.clone()),
+            _ => Err(GpuError::Unsupported(format!(
+                "`{}` reads input {i} as an activation, which it is not",
+                self.label()
+            ))),
+        }
+    }
+
+    /// Input `i` as a whole tensor (copied if it is a view).
+    fn whole_input(&self, i: usize, l: &mut Loader) -> Result<wgpu::Buffer, GpuError> {
+        let view = self.input(i)?;
+        l.whole(&format!("{} (input {i})", self.label()), view)
+    }
+
+    fn cache_input(&self, i: usize) -> Result<usize, GpuError> {
+        match &self.values[self.graph.inputs(self.id)[i].index()] {
+            Value::Cache(c) => Ok(*c),
+            _ => Err(GpuError::Unsupported(format!(
+                "`{}` reads input {i} as a KV cache, which it is not",
+                self.label()
+            ))),
+        }
+    }
+
+    fn unsupported(&self, what: &str) -> GpuError {
+        GpuError::Unsupported(format!("`{}`: {what}", self.label()))
+    }
+
+    fn lower(&self, l: &mut Loader) -> Result<Value, GpuError> {
+        let node = self.graph.node(self.id);
+        let label = node.label.as_str();
+        let rows = node.ty.shape.first().map_or(Rows::Tokens, |d| Rows::of(*d));
+        let n = node.ty.row_len().unwrap_or(1) as u32;
+        let items = |per_row: u32| Grid::Items {
+            per_row,
+            rows,
+            per_context: false,
+        };
+        let op = &node.op;
+        match op {
+            Op::TokenIds => return Ok(Value::TokenIds),
+            Op::CacheWrite { cache } => return self.cache_write(*cache, l),
+            Op::Columns { cols } => {
+                let v = self.input(0)?;
+                return Ok(Value::Activation(View {
+                    offset: v.offset + cols.start as u32,
+                    len: cols.len as u32,
+                    ..v
+                }));
+            }
+            Op::LastRow => {
+                return Ok(Value::Activation(View {
+                    rows: Rows::Fixed(1),
+                    last_row: true,
+                    ..self.input(0)?
+                }))
+            }
+            Op::MatMul { weight } => return self.linear(std::slice::from_ref(weight), None, &[], l),
+            Op::Linear {
+                weights,
+                prologue,
+                epilogue,
+            } => return self.linear(weights, prologue.as_ref(), epilogue, l),
+            Op::Attention { .. } => return self.attention(l),
+            _ => {}
+        }
+        let out = l.activation(label, max_elements(&node.ty, l.options))?;
+        let o = Source::Buffer(out.clone());
+        match op {
+            Op::Embed { table } => {
+                for part in l.weights(&[table])?.iter() {
+                    l.dispatch(
+                        label,
+                        Module::Embed(table.ty),
+                        "embed",
+                        Params::new(&[table.cols as u32, part.rows as u32, part.first_row as u32]),
+                        items(table.cols as u32 / 8),
+                        vec![Source::Buffer(part.buffer.clone()), o.clone()],
+                    )?;
+                }
+            }
+            Op::MulWeight { weight } => {
+                let (x, w) = (self.whole_input(0, l)?, l.vectors(&[weight])?);
+                let len = (weight.rows * weight.cols) as u32;
+                let params = Params::new(&[n, rows.param(), 0, len]);
+                let sources = vec![Source::Buffer(x), Source::Buffer(w), o];
+                l.dispatch(label, Module::Elementwise, "mul", params, items(n), sources)?;
+            }
+            Op::Scale { factor } => {
+                let x = self.whole_input(0, l)?;
+                let params = Params::new(&[n, rows.param(), f(*factor), 0]);
+                let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
+                l.dispatch(
+                    label,
+                    Module::Elementwise,
+                    "scale",
+                    params,
+                    items(n),
+                    sources,
+                )?;
+            }
+            Op::Add | Op::Mul | Op::Silu | Op::GeluTanh => {
+                let a = self.whole_input(0, l)?;
+                let b = if op.arity() > 1 {
+                    self.whole_input(1, l)?
+                } else {
+                    a.clone()
+                };
+                let entry = match op {
+                    Op::Add => "add",
+                    Op::Mul => "mul",
+                    Op::Silu => "silu",
+                    _ => "gelu_tanh",
+                };
+                let params = Params::new(&[n, rows.param(), 0, u32::MAX]);
+                let sources = vec![Source::Buffer(a), Source::Buffer(b), o];
+                l.dispatch(label, Module::Elementwise, entry, params, items(n), sources)?;
+            }
+            Op::RmsNorm { eps, group } => {
+                let x = self.whole_input(0, l)?;
+                let groups = n / *group as u32;
+                let params = Params::new(&[*group as u32, groups, rows.param(), f(*eps), 0]);
+                let grid = Grid::Groups {
+                    per_row: groups,
+                    rows,
+                };
+                let sources = vec![
+                    Source::Buffer(x.clone()),
+                    Source::Buffer(x.clone()),
+                    Source::Buffer(x),
+                    o,
+                ];
+                l.dispatch(label, Module::RmsNorm, "rms_norm", params, grid, sources)?;
+            }
+            Op::RmsNormMul {
+                eps,
+                group,
+                weight,
+                residual,
+            } => {
+                if weight.rows * weight.cols != *group {
+                    return Err(self.unsupported("the norm weight is not one group long"));
+                }
+                let x = self.whole_input(0, l)?;
+                let w = l.vectors(&[weight])?;
+                let r = if *residual {
+                    self.whole_input(1, l)?
+                } else {
+                    x.clone()
+                };
+                let groups = n / *group as u32;
+                let params = Params::new(&[
+                    *group as u32,
+                    groups,
+                    rows.param(),
+                    f(*eps),
+                    u32::from(*residual),
+                ]);
+                let grid = Grid::Groups {
+                    per_row: groups,
+                    rows,
+                };
+                let sources = vec![Source::Buffer(x), Source::Buffer(w), Source::Buffer(r), o];
+                l.dispatch(
+                    label,
+                    Module::RmsNorm,
+                    "rms_norm_mul",
+                    params,
+                    grid,
+                    sources,
+                )?;
+            }
+            Op::Rope(rope) => {
+                let x = self.whole_input(0, l)?;
+                let mode = match rope.mode {
+                    RopeMode::Adjacent => 0,
+                    RopeMode::Halves => 1,
+                };
+                let params = Params::new(&[
+                    n,
+                    rope.head_dim as u32,
+                    rope.n_rot as u32,
+                    mode,
+                    f(rope.base),
+                    f(rope.freq_scale),
+                    rows.param(),
+                ]);
+                let sources = vec![Source::Buffer(x), o];
+                l.dispatch(label, Module::Rope, "rope", params, items(n), sources)?;
+            }
+            Op::AttnScores {
+                n_head,
+                n_head_kv,
+                head_dim,
+                scale,
+            } => {
+                let (q, k) = (self.whole_input(0, l)?, self.cache_input(1)?);
+                let heads = [*n_head as u32, *n_head_kv as u32, *head_dim as u32];
+                let params = Params::new(&[
+                    heads[0],
+                    heads[1],
+                    heads[2],
+                    f(*scale),
+                    0,
+                    f(f32::NEG_INFINITY),
+                ]);
+                let grid = Grid::Items {
+                    per_row: heads[0],
+                    rows: Rows::Tokens,
+                    per_context: true,
+                };
+                let sources = vec![Source::Buffer(q), Source::Cache(k), o];
+                l.dispatch(
+                    label,
+                    Module::Attention,
+                    "attn_scores",
+                    params,
+                    grid,
+                    sources,
+                )?;
+            }
+            Op::AttnMask { window } => {
+                let (x, h) = (self.whole_input(0, l)?, self.attention_heads()?);
+                let window = window.unwrap_or(0) as u32;
+                let params = Params::new(&[h, 1, 1, 0, window, f(f32::NEG_INFINITY)]);
+                let grid = Grid::Items {
+                    per_row: h,
+                    rows: Rows::Tokens,
+                    per_context: true,
+                };
+                let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
+                l.dispatch(label, Module::Attention, "attn_mask", params, grid, sources)?;
+            }
+            Op::Softmax => {
+                let (x, h) = (self.whole_input(0, l)?, self.attention_heads()?);
+                let params = Params::new(&[h, 1, 1, 0, 0, f(f32::NEG_INFINITY)]);
+                let grid = Grid::Groups {
+                    per_row: h,
+                    rows: Rows::Tokens,
+                };
+                let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
+                l.dispatch(label, Module::Attention, "softmax", params, grid, sources)?;
+            }
+            Op::AttnMix {
+                n_head,
+                n_head_kv,
+                head_dim,
+            } => {
+                let (p, v) = (self.whole_input(0, l)?, self.cache_input(1)?);
+                let heads = [*n_head as u32, *n_head_kv as u32, *head_dim as u32];
+                let params =
+                    Params::new(&[heads[0], heads[1], heads[2], 0, 0, f(f32::NEG_INFINITY)]);
+                let sources = vec![Source::Buffer(p), Source::Cache(v), o];
+                let grid = items(heads[0] * heads[2]);
+                l.dispatch(label, Module::Attention, "attn_mix", params, grid, sources)?;
+            }
+            Op::TokenIds
+            | Op::CacheWrite { .. }
+            | Op::Columns { .. }
+            | Op::LastRow
+            | Op::MatMul { .. }
+            | Op::Linear { .. }
+            | Op::Attention { .. } => unreachable!("lowered above"),
+        }
+        Ok(Value::Activation(View::whole(out, rows, n)))
+    }
+
+    fn cache_write(&self, cache: usize, l: &mut Loader) -> Result<Value, GpuError> {
+        let x = self.whole_input(0, l)?;
+        let row_len = self.graph.caches[cache].row_len as u32;
+        if !row_len.is_multiple_of(2) {
+            return Err(self.unsupported("odd cache rows"));
+        }
+        l.dispatch(
+            self.label(),
+            Module::KvCache,
+            "cache_write",
+            Params::new(&[row_len]),
+            Grid::Items {
+                per_row: row_len / 2,
+                rows: Rows::Tokens,
+                per_context: false,
+            },
+            vec![Source::Buffer(x), Source::Cache(cache)],
+        )?;
+        Ok(Value::Cache(cache))
+    }
+
+    /// Heads of an attention tensor `[H, T, ctx]` (its first dim).
+    fn attention_heads(&self) -> Result<u32, GpuError> {
+        match self.graph.node(self.id).ty.shape[0] {
+            Dim::Fixed(h) => Ok(h as u32),
+            _ => {
+                Err(self
+                    .unsupported("the GPU softmax and mask work on attention scores [H, T, P+T]"))
+            }
+        }
+    }
+
+    /// `linear` (and the canonical `matmul`, a linear of one weight and nothing
+    /// else): one matmul dispatch per run of same-typed weights (per part of its
+    /// buffer), the prologue folded in; then the epilogue dispatch, unless the
+    /// epilogue is only the residual add, which the matmul does as it stores.
+    fn linear(
+        &self,
+        weights: &[Weight],
+        prologue: Option<&NormPrologue>,
+        epilogue: &[Epilogue],
+        l: &mut Loader,
+    ) -> Result<Value, GpuError> {
+        let node = self.graph.node(self.id);
+        let label = node.label.as_str();
+        let rows = Rows::of(node.ty.shape[0]);
+        let x = self.input(0)?;
+        let cols = weights[0].cols;
+        if weights.iter().any(|w| w.cols != cols) || x.len as usize != cols {
+            return Err(self.unsupported("weights and input disagree on the row length"));
+        }
+        let raw_len: usize = weights.iter().map(|w| w.rows).sum();
+        let out = l.activation(label, max_rows(rows, l.options) * raw_len)?;
+        let inline_residual = epilogue == [Epilogue::Residual];
+        let norm = prologue.map(|p| l.vectors(&[&p.weight])).transpose()?;
+        let residual = if inline_residual {
+            Some(self.whole_input(1, l)?)
+        } else {
+            None
+        };
+        let bound =
+            |b: &Option<wgpu::Buffer>| Source::Buffer(b.clone().unwrap_or(x.buffer.clone()));
+        let mut first = 0;
+        for run in weights.chunk_by(|a, b| a.ty == b.ty) {
+            let run_refs: Vec<&Weight> = run.iter().collect();
+            for part in l.weights(&run_refs)?.iter() {
+                let params = Params::new(&[
+                    part.rows as u32,
+                    (first + part.first_row) as u32,
+                    cols as u32,
+                    raw_len as u32,
+                    rows.param(),
+                    x.offset,
+                    x.stride,
+                    u32::from(x.last_row),
+                    u32::from(norm.is_some()),
+                    f(prologue.map_or(0.0, |p| p.eps)),
+                    u32::from(inline_residual),
+                ]);
+                let grid = Grid::Matmul {
+                    rows: part.rows as u32,
+                    tokens: rows,
+                };
+                let sources = vec![
+                    Source::Buffer(part.buffer.clone()),
+                    Source::Buffer(x.buffer.clone()),
+                    bound(&norm),
+                    bound(&residual),
+                    Source::Buffer(out.clone()),
+                ];
+                l.dispatch(
+                    label,
+                    Module::Matmul(run[0].ty),
+                    "matmul_prefill",
+                    params,
+                    grid,
+                    sources,
+                )?;
+            }
+            first += run.iter().map(|w| w.rows).sum::<usize>();
+        }
+        let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
+        if !epilogue.is_empty() && !inline_residual {
+            self.epilogue(epilogue, rows, raw_len as u32, &out, l)?;
+        }
+        let len = if gated { raw_len / 2 } else { raw_len };
+        Ok(Value::Activation(View {
+            len: len as u32,
+            ..View::whole(out, rows, raw_len as u32)
+        }))
+    }
+
+    fn epilogue(
+        &self,
+        epilogue: &[Epilogue],
+        rows: Rows,
+        row_len: u32,
+        out: &wgpu::Buffer,
+        l: &mut Loader,
+    ) -> Result<(), GpuError> {
+        let (steps, norm_weights) = epilogue_steps(epilogue);
+        if steps.len() > MAX_EPILOGUE_STEPS {
+            return Err(self.unsupported(&format!(
+                "{} epilogue steps; the kernel takes {MAX_EPILOGUE_STEPS}",
+                steps.len()
+            )));
+        }
+        let vectors = if norm_weights.is_empty() {
+            l.unused()
+        } else {
+            l.vectors(&norm_weights)?
+        };
+        let residual = if epilogue.contains(&Epilogue::Residual) {
+            self.whole_input(1, l)?
+        } else {
+            l.unused()
+        };
+        let mut words = vec![row_len, rows.param(), steps.len() as u32, 0];
+        words.extend(steps.iter().flatten());
+        l.dispatch(
+            &format!("{} epilogue", self.label()),
+            Module::Epilogue,
+            "epilogue",
+            Params::new(&words),
+            Grid::Groups { per_row: 1, rows },
+            vec![
+                Source::Buffer(vectors),
+                Source::Buffer(residual),
+                Source::Buffer(out.clone()),
+            ],
+        )
+    }
+
+    /// The fused `attention`: the attention dispatch, then the store of this step's
+    /// keys and values.
+    fn attention(&self, l: &mut Loader) -> Result<Value, GpuError> {
+        let node = self.graph.node(self.id);
+        let Op::Attention {
+            n_head,
+            n_head_kv,
+            head_dim,
+            scale,
+            window,
+            k_cache,
+            v_cache,
+        } = node.op
+        else {
+            unreachable!("called for attention nodes")
+        };
+        if head_dim % 2 != 0 || head_dim > 256 || n_head % n_head_kv != 0 {
+            return Err(self.unsupported(
+                "the GPU attention takes even head sizes up to 256 and whole groups of query heads",
+            ));
+        }
+        let (q, k, v) = (self.input(0)?, self.input(1)?, self.input(2)?);
+        if [&q, &k, &v].iter().any(|x| x.last_row) {
+            return Err(self.unsupported("attention reads every row of q, k and v"));
+        }
+        let cache = &self.graph.caches[k_cache];
+        let ring = if cache.ring {
+            cache.positions(l.options.context) as u32
+        } else {
+            0
+        };
+        let out_len = (n_head * head_dim) as u32;
+        let out = l.activation(&node.label, l.options.max_tokens * out_len as usize)?;
+        let params = || {
+            Params::new(&[
+                n_head as u32,
+                n_head_kv as u32,
+                head_dim as u32,
+                f(scale),
+                window.unwrap_or(0) as u32,
+                ring,
+                q.offset,
+                q.stride,
+                k.offset,
+                k.stride,
+                v.offset,
+                v.stride,
+            ])
+        };
+        let sources = vec![
+            Source::Buffer(q.buffer.clone()),
+            Source::Buffer(k.buffer.clone()),
+            Source::Buffer(v.buffer.clone()),
+            Source::Cache(k_cache),
+            Source::Cache(v_cache),
+            Source::Buffer(out.clone()),
+        ];
+        l.dispatch(
+            &node.label,
+            Module::SelfAttention,
+            "attention",
+            params(),
+            Grid::Groups {
+                per_row: n_head as u32,
+                rows: Rows::Tokens,
+            },
+            sources.clone(),
+        )?;
+        l.dispatch(
+            &format!("{} store", node.label),
+            Module::SelfAttention,
+            "cache_store",
+            params(),
+            Grid::Items {
+                per_row: (n_head_kv * head_dim) as u32 / 2,
+                rows: Rows::Tokens,
+                per_context: false,
+            },
+            sources,
+        )?;
+        Ok(Value::Activation(View::whole(out, Rows::Tokens, out_len)))
+    }
+}
+
+fn max_rows(rows: Rows, options: GpuOptions) -> usize {
+    match rows {
+        Rows::Fixed(n) => n as usize,
+        Rows::Tokens => options.max_tokens,
+    }
+}
+
+/// Elements of a tensor in the largest step.
+pub(super) fn max_elements(ty: &TensorType, options: GpuOptions) -> usize {
+    ty.shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Tokens => options.max_tokens,
+            Dim::Context => options.context,
+        })
+        .product()
+}

@@ -1,0 +1,121 @@
+// The epilogue steps of a `linear` node (graph::Epilogue), in order, on each output
+// row in place: one workgroup of 64 per row. Steps that couple columns — a norm over
+// a head, a rotation pairing two columns, act(gate) · up — need the whole row, which
+// the matmul's workgroups each see only a few columns of; hence this second dispatch.
+// Each step's semantics are the canonical op's it names (runtime::cpu::kernels).
+
+struct EpilogueStep {
+    kind: u32,
+    // Columns start .. start + len of the row.
+    start: u32,
+    len: u32,
+    // Per kind (see the constants).
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+    e: u32,
+}
+
+// a: group, b: eps (f32 bits), c: offset of the norm weight in `vectors`.
+const NORM: u32 = 0u;
+// a: head_dim, b: n_rot, c: mode (0 adjacent, 1 halves), d: base, e: freq_scale (f32 bits).
+const ROPE: u32 = 1u;
+// a: factor (f32 bits).
+const SCALE: u32 = 2u;
+// a: 0 silu, 1 gelu_tanh. The row keeps its first half: act(first half) · second half.
+const GATED: u32 = 3u;
+// Adds residual[t, :] over the row as it now is.
+const RESIDUAL: u32 = 4u;
+
+const MAX_STEPS: u32 = 7u;
+
+struct Params {
+    // Row stride of `rows` (the matmul's output row).
+    row_len: u32,
+    // Rows: 0 means T.
+    fixed_rows: u32,
+    n_steps: u32,
+    reserved: u32,
+    steps: array<EpilogueStep, MAX_STEPS>,
+}
+
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> vectors: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rows: array<f32>;
+
+@compute @workgroup_size(64)
+fn epilogue(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = workgroup_index(wid, nwg);
+    if t >= row_count(p.fixed_rows) {
+        return;
+    }
+    let row = t * p.row_len;
+    // The row's length as the steps so far left it (GATED halves it).
+    var len = p.row_len;
+    for (var s = 0u; s < p.n_steps; s++) {
+        let st = p.steps[s];
+        let at = row + st.start;
+        switch st.kind {
+            case NORM: {
+                let eps = bitcast<f32>(st.b);
+                for (var g0 = 0u; g0 < st.len; g0 += st.a) {
+                    var sum_sq = 0.0;
+                    for (var i = lid; i < st.a; i += REDUCE_WIDTH) {
+                        let v = rows[at + g0 + i];
+                        sum_sq += v * v;
+                    }
+                    let inv = 1.0 / sqrt(workgroup_sum(sum_sq, lid) / f32(st.a) + eps);
+                    for (var i = lid; i < st.a; i += REDUCE_WIDTH) {
+                        rows[at + g0 + i] = rows[at + g0 + i] * inv * vectors[st.c + i];
+                    }
+                }
+            }
+            case ROPE: {
+                let half = st.b / 2u;
+                let base = bitcast<f32>(st.d);
+                let pos = f32(step.past + t) * bitcast<f32>(st.e);
+                let pairs = st.len / st.a * half;
+                for (var q = lid; q < pairs; q += REDUCE_WIDTH) {
+                    let i = q % half;
+                    let head = at + (q / half) * st.a;
+                    let first = head + select(i, 2u * i, st.c == 0u);
+                    let second = first + select(half, 1u, st.c == 0u);
+                    let angle = rope_angle(pos, i, st.b, base);
+                    let s = sin(angle);
+                    let c = cos(angle);
+                    let x0 = rows[first];
+                    let x1 = rows[second];
+                    rows[first] = x0 * c - x1 * s;
+                    rows[second] = x0 * s + x1 * c;
+                }
+            }
+            case SCALE: {
+                let factor = bitcast<f32>(st.a);
+                for (var i = lid; i < st.len; i += REDUCE_WIDTH) {
+                    rows[at + i] = rows[at + i] * factor;
+                }
+            }
+            case GATED: {
+                len = len / 2u;
+                for (var i = lid; i < len; i += REDUCE_WIDTH) {
+                    let gate = rows[row + i];
+                    let act = select(silu_of(gate), gelu_tanh_of(gate), st.a == 1u);
+                    rows[row + i] = act * rows[row + len + i];
+                }
+            }
+            default: {
+                for (var i = lid; i < len; i += REDUCE_WIDTH) {
+                    rows[row + i] = rows[row + i] + residual[t * len + i];
+                }
+            }
+        }
+        // The next step may read what other invocations wrote.
+        storageBarrier();
+    }
+}

@@ -1,0 +1,171 @@
+// The fused `attention` node: causal (optionally sliding-window) self-attention over
+// the f16 KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
+// `attention` reads past positions from the caches and this step's rows from its
+// inputs, rounded to f16 as the cache would return them; `cache_store` then stores
+// this step's rows — after every query has read, so that a ring cache (a sliding
+// window's, slot = position mod ring) never loses a key a query of this step needs.
+
+struct Params {
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    scale: f32,
+    // Keys this far or further before the query are not seen; 0: no window.
+    window: u32,
+    // Positions of a ring cache; 0: the cache holds every position.
+    ring: u32,
+    // q, k and v are views: value e of row t is at t · stride + offset + e.
+    q_offset: u32,
+    q_stride: u32,
+    k_offset: u32,
+    k_stride: u32,
+    v_offset: u32,
+    v_stride: u32,
+}
+
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> k_cache: array<u32>;
+@group(0) @binding(6) var<storage, read_write> v_cache: array<u32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+
+fn kv_row_len() -> u32 {
+    return p.n_head_kv * p.head_dim;
+}
+
+// Where position j's row starts in a cache, in values.
+fn cache_row(j: u32) -> u32 {
+    return select(j, j % p.ring, p.ring != 0u) * kv_row_len();
+}
+
+// A value rounded to f16 and back, as the cache stores it.
+fn as_stored(x: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
+}
+
+// Values e, e + 1 (e even) of kv head `kvh` of position j's key / value.
+fn key_pair(j: u32, kvh: u32, e: u32) -> vec2<f32> {
+    let i = kvh * p.head_dim + e;
+    if j < step.past {
+        return unpack2x16float(k_cache[(cache_row(j) + i) / 2u]);
+    }
+    let at = (j - step.past) * p.k_stride + p.k_offset + i;
+    return vec2<f32>(as_stored(k[at]), as_stored(k[at + 1u]));
+}
+
+fn value_at(j: u32, kvh: u32, e: u32) -> f32 {
+    let i = kvh * p.head_dim + e;
+    if j < step.past {
+        let pair = unpack2x16float(v_cache[(cache_row(j) + i) / 2u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
+    }
+    return as_stored(v[(j - step.past) * p.v_stride + p.v_offset + i]);
+}
+
+// Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
+// running maximum rescales the sum and the accumulated values when it grows.
+const BLOCK: u32 = 64u;
+const MAX_HEAD_DIM: u32 = 256u;
+// Below every score, finite so that exp(m − m′) is 0 rather than NaN.
+const LOWEST: f32 = -3.0e38;
+var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
+var<workgroup> block_probs: array<f32, BLOCK>;
+
+// One workgroup per query head and token.
+@compute @workgroup_size(64)
+fn attention(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let unit = workgroup_index(wid, nwg);
+    let h = unit % p.n_head;
+    let t = unit / p.n_head;
+    if t >= step.tokens {
+        return;
+    }
+    let kvh = h / (p.n_head / p.n_head_kv);
+    let pos = step.past + t;
+    var first = 0u;
+    if p.window != 0u {
+        first = pos + 1u - min(p.window, pos + 1u);
+    }
+    for (var e = lid; e < p.head_dim; e += BLOCK) {
+        q_row[e] = q[t * p.q_stride + p.q_offset + h * p.head_dim + e];
+    }
+    workgroupBarrier();
+
+    var m = LOWEST;
+    var sum = 0.0;
+    // Output values lid, lid + 64, … of the head.
+    var acc: array<f32, 4>;
+    for (var j0 = first; j0 <= pos; j0 += BLOCK) {
+        let j = j0 + lid;
+        var score = LOWEST;
+        if j <= pos {
+            var dot = 0.0;
+            for (var e = 0u; e < p.head_dim; e += 2u) {
+                let key = key_pair(j, kvh, e);
+                dot += q_row[e] * key.x + q_row[e + 1u] * key.y;
+            }
+            score = p.scale * dot;
+        }
+        let m_new = max(m, workgroup_max(score, lid));
+        var prob = 0.0;
+        if j <= pos {
+            prob = exp(score - m_new);
+        }
+        block_probs[lid] = prob;
+        let rescale = exp(m - m_new);
+        sum = sum * rescale + workgroup_sum(prob, lid);
+        m = m_new;
+        let keys = min(BLOCK, pos + 1u - j0);
+        for (var i = 0u; i < 4u; i++) {
+            let e = lid + BLOCK * i;
+            if e < p.head_dim {
+                var a = acc[i] * rescale;
+                for (var jj = 0u; jj < keys; jj++) {
+                    a += block_probs[jj] * value_at(j0 + jj, kvh, e);
+                }
+                acc[i] = a;
+            }
+        }
+        workgroupBarrier();
+    }
+    let row = t * p.n_head * p.head_dim + h * p.head_dim;
+    for (var i = 0u; i < 4u; i++) {
+        let e = lid + BLOCK * i;
+        if e < p.head_dim {
+            out[row + e] = acc[i] / sum;
+        }
+    }
+}
+
+// One invocation per pair of values of this step's key and value rows.
+@compute @workgroup_size(256)
+fn cache_store(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let pair = item_index(wid, nwg, lid);
+    let pairs = kv_row_len() / 2u;
+    let t = pair / pairs;
+    if t >= step.tokens {
+        return;
+    }
+    let pos = step.past + t;
+    // A ring keeps only the last `ring` positions; older rows of this step would
+    // share their slots.
+    if p.ring != 0u && pos + p.ring < step.context {
+        return;
+    }
+    let e = 2u * (pair % pairs);
+    let k_at = t * p.k_stride + p.k_offset + e;
+    let v_at = t * p.v_stride + p.v_offset + e;
+    let slot = (cache_row(pos) + e) / 2u;
+    k_cache[slot] = pack2x16float(vec2<f32>(k[k_at], k[k_at + 1u]));
+    v_cache[slot] = pack2x16float(vec2<f32>(v[v_at], v[v_at + 1u]));
+}
