@@ -6,8 +6,11 @@ mod gpu_common;
 
 use gpu_common::{gpu, relative_l2, rng, Tensor, TestFile};
 use rustorch::gguf::GgmlType;
-use rustorch::graph::{CacheDecl, DType, Dim, Graph, NodeId, Op, Rope, TensorType, Weight};
-use rustorch::model::RopeMode;
+use rustorch::graph::{
+    CacheDecl, Cols, DType, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, Rope, TensorType,
+    Weight,
+};
+use rustorch::model::{Activation, RopeMode};
 use rustorch::runtime::cpu::{CpuInterpreter, RunError};
 use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions};
 use rustorch::runtime::{argmax, KvCache, KvType};
@@ -292,6 +295,235 @@ fn attention_ops_over_the_f16_cache() {
         for window in [None, Some(3)] {
             attention_case(stage, window, &mut rng);
         }
+    }
+}
+
+fn cols(start: usize, len: usize) -> Cols {
+    Cols { start, len }
+}
+
+fn rope(mode: RopeMode, head_dim: usize, n_rot: usize) -> Rope {
+    Rope {
+        mode,
+        head_dim,
+        n_rot,
+        base: 10_000.0,
+        freq_scale: 1.0,
+    }
+}
+
+/// Q, K and V as one linear makes them (Gemma's order of steps): weights of two types
+/// (two runs, the first two side by side in one buffer), the norm prologue, per-head
+/// norms, both rotations and a scale.
+#[test]
+fn linear_with_prologue_and_head_epilogues() {
+    let mut rng = rng("linear_with_prologue_and_head_epilogues");
+    let (head, n_cols) = (32, 256);
+    let mut net = Net::new();
+    let x = net.input("x", n_cols, &mut rng);
+    let weights = vec![
+        net.weight(Tensor::random(
+            "q",
+            GgmlType::Q4K,
+            2 * head,
+            n_cols,
+            &mut rng,
+        )),
+        net.weight(Tensor::random("k", GgmlType::Q4K, head, n_cols, &mut rng)),
+        net.weight(Tensor::random("v", GgmlType::Q6K, head, n_cols, &mut rng)),
+    ];
+    let norm = net.weight(Tensor::random("norm", GgmlType::F32, 1, n_cols, &mut rng));
+    let q_norm = net.weight(Tensor::random("q_norm", GgmlType::F32, 1, head, &mut rng));
+    let k_norm = net.weight(Tensor::random("k_norm", GgmlType::F32, 1, head, &mut rng));
+    let head_norm = |c: Cols, weight: Weight| Epilogue::Norm {
+        cols: c,
+        eps: 1e-6,
+        group: head,
+        weight,
+    };
+    let epilogue = vec![
+        head_norm(cols(0, 2 * head), q_norm),
+        Epilogue::Rope {
+            cols: cols(0, 2 * head),
+            rope: rope(RopeMode::Halves, head, head),
+        },
+        Epilogue::Scale {
+            cols: cols(0, 2 * head),
+            factor: 0.3,
+        },
+        head_norm(cols(2 * head, head), k_norm),
+        Epilogue::Rope {
+            cols: cols(2 * head, head),
+            rope: rope(RopeMode::Adjacent, head, head / 2),
+        },
+    ];
+    let op = Op::Linear {
+        weights,
+        prologue: Some(NormPrologue {
+            eps: 1e-5,
+            weight: norm,
+        }),
+        epilogue,
+    };
+    let out = net.op(op, rows(4 * head), &[x]);
+    net.check(out, STEPS, "linear q+k+v");
+}
+
+/// Gate and up side by side, the gated activation, then the residual add; and a
+/// linear whose only epilogue is the residual (which the matmul adds as it stores).
+#[test]
+fn linear_gated_and_residual() {
+    let mut rng = rng("linear_gated_and_residual");
+    let (n_cols, n_ff) = (128, 96);
+    for act in [Activation::Silu, Activation::GeluTanh] {
+        let mut net = Net::new();
+        let x = net.input("x", n_cols, &mut rng);
+        let residual = net.input("residual", n_ff, &mut rng);
+        let weights = vec![
+            net.weight(Tensor::random(
+                "gate",
+                GgmlType::Q8_0,
+                n_ff,
+                n_cols,
+                &mut rng,
+            )),
+            net.weight(Tensor::random("up", GgmlType::Q8_0, n_ff, n_cols, &mut rng)),
+        ];
+        let op = Op::Linear {
+            weights,
+            prologue: None,
+            epilogue: vec![Epilogue::Gated { act }, Epilogue::Residual],
+        };
+        let out = net.op(op, rows(n_ff), &[x, residual]);
+        net.check(out, STEPS, &format!("linear gated {act:?} + residual"));
+    }
+    let mut net = Net::new();
+    let x = net.input("x", n_cols, &mut rng);
+    let residual = net.input("residual", n_ff, &mut rng);
+    let down = net.weight(Tensor::random(
+        "down",
+        GgmlType::Q4_0,
+        n_ff,
+        n_cols,
+        &mut rng,
+    ));
+    let op = Op::Linear {
+        weights: vec![down],
+        prologue: None,
+        epilogue: vec![Epilogue::Residual],
+    };
+    let out = net.op(op, rows(n_ff), &[x, residual]);
+    net.check(out, STEPS, "linear + residual");
+}
+
+/// A linear reads views in place: some columns of a wider row, and the last row.
+#[test]
+fn linear_over_views() {
+    let mut rng = rng("linear_over_views");
+    let mut net = Net::new();
+    let wide = net.input("wide", 160, &mut rng);
+    let x = net.op(Op::Columns { cols: cols(64, 64) }, rows(64), &[wide]);
+    let last = net.op(
+        Op::LastRow,
+        TensorType::f32(&[Dim::Fixed(1), Dim::Fixed(64)]),
+        &[x],
+    );
+    let norm = net.weight(Tensor::random("norm", GgmlType::F32, 1, 64, &mut rng));
+    let w = net.weight(Tensor::random("w", GgmlType::Q8_0, 40, 64, &mut rng));
+    let op = Op::Linear {
+        weights: vec![w],
+        prologue: Some(NormPrologue {
+            eps: 1e-5,
+            weight: norm,
+        }),
+        epilogue: vec![],
+    };
+    let out = net.op(
+        op,
+        TensorType::f32(&[Dim::Fixed(1), Dim::Fixed(40)]),
+        &[last],
+    );
+    net.check(out, STEPS, "linear over the last row of columns");
+}
+
+#[test]
+fn rms_norm_mul_with_and_without_residual() {
+    let mut rng = rng("rms_norm_mul_with_and_without_residual");
+    for residual in [false, true] {
+        let mut net = Net::new();
+        let x = net.input("x", 96, &mut rng);
+        let r = net.input("r", 96, &mut rng);
+        let weight = net.weight(Tensor::random("norm", GgmlType::F32, 1, 96, &mut rng));
+        let op = Op::RmsNormMul {
+            eps: 1e-6,
+            group: 96,
+            weight,
+            residual,
+        };
+        let inputs: &[NodeId] = if residual { &[x, r] } else { &[x] };
+        let out = net.same(op, inputs);
+        net.check(out, ONE_STEP, &format!("rms_norm_mul residual {residual}"));
+    }
+}
+
+/// The fused attention, q, k and v being columns of one row as the linear before it
+/// makes them, over prefill and decode steps; a sliding window keeps a ring of
+/// `window` positions, which the later steps wrap around.
+#[test]
+fn fused_attention_over_steps() {
+    let mut rng = rng("fused_attention_over_steps");
+    let steps: &[&[u32]] = &[&[0, 1, 2, 3, 4], &[5], &[6, 7, 8], &[9], &[10, 11], &[12]];
+    for (head_dim, window) in [(16, None), (16, Some(3)), (80, None), (80, Some(4))] {
+        let (n_head, n_head_kv) = (4, 2);
+        let (q_len, kv_len) = (n_head * head_dim, n_head_kv * head_dim);
+        let mut net = Net::new();
+        let qkv = net.input("qkv", q_len + 2 * kv_len, &mut rng);
+        let q = net.op(
+            Op::Columns {
+                cols: cols(0, q_len),
+            },
+            rows(q_len),
+            &[qkv],
+        );
+        let k = net.op(
+            Op::Columns {
+                cols: cols(q_len, kv_len),
+            },
+            rows(kv_len),
+            &[qkv],
+        );
+        let v = net.op(
+            Op::Columns {
+                cols: cols(q_len + kv_len, kv_len),
+            },
+            rows(kv_len),
+            &[qkv],
+        );
+        for i in 0..2 {
+            net.graph.caches.push(CacheDecl {
+                name: format!("cache{i}"),
+                layer: 0,
+                row_len: kv_len,
+                window,
+                rotary: None,
+                ring: window.is_some(),
+            });
+        }
+        let op = Op::Attention {
+            n_head,
+            n_head_kv,
+            head_dim,
+            scale: 0.25,
+            window,
+            k_cache: 0,
+            v_cache: 1,
+        };
+        let out = net.op(op, rows(q_len), &[q, k, v]);
+        net.check(
+            out,
+            steps,
+            &format!("attention d={head_dim} window {window:?}"),
+        );
     }
 }
 

@@ -1,8 +1,10 @@
-// The epilogue steps of a `linear` node (graph::Epilogue), in order, on each output
-// row in place: one workgroup of 64 per row. Steps that couple columns — a norm over
-// a head, a rotation pairing two columns, act(gate) · up — need the whole row, which
-// the matmul's workgroups each see only a few columns of; hence this second dispatch.
-// Each step's semantics are the canonical op's it names (runtime::cpu::kernels).
+// The epilogue steps of a `linear` node (graph::Epilogue), in order, on its output
+// rows in place. Steps that couple columns — a norm over a head, a rotation pairing two
+// columns of a head, act(gate) · up — need columns that the matmul's workgroups compute
+// apart; hence this second dispatch. A workgroup of 64 takes `chunk` columns of one
+// row: whole heads, so that every coupling stays inside it (for GATED, `chunk` output
+// columns and the two raw columns each reads). Each step's semantics are the canonical
+// op's it names (runtime::cpu::kernels).
 
 struct EpilogueStep {
     kind: u32,
@@ -28,7 +30,7 @@ const GATED: u32 = 3u;
 // Adds residual[t, :] over the row as it now is.
 const RESIDUAL: u32 = 4u;
 
-const MAX_STEPS: u32 = 7u;
+const MAX_STEPS: u32 = 6u;
 
 struct Params {
     // Row stride of `rows` (the matmul's output row).
@@ -36,7 +38,12 @@ struct Params {
     // Rows: 0 means T.
     fixed_rows: u32,
     n_steps: u32,
-    reserved: u32,
+    // Columns per workgroup, and workgroups per row.
+    chunk: u32,
+    chunks: u32,
+    reserved0: u32,
+    reserved1: u32,
+    reserved2: u32,
     steps: array<EpilogueStep, MAX_STEPS>,
 }
 
@@ -51,28 +58,33 @@ fn epilogue(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = workgroup_index(wid, nwg);
+    let unit = workgroup_index(wid, nwg);
+    let t = unit / p.chunks;
     if t >= row_count(p.fixed_rows) {
         return;
     }
     let row = t * p.row_len;
-    // The row's length as the steps so far left it (GATED halves it).
+    // This workgroup's columns c0 .. c0 + chunk of the row as the steps so far left
+    // it, and that row's length (GATED halves it).
+    let c0 = (unit % p.chunks) * p.chunk;
     var len = p.row_len;
     for (var s = 0u; s < p.n_steps; s++) {
         let st = p.steps[s];
-        let at = row + st.start;
+        // The part of the step's columns in this chunk (whole heads and groups).
+        let first = max(st.start, c0);
+        let end = min(st.start + st.len, c0 + p.chunk);
         switch st.kind {
             case NORM: {
                 let eps = bitcast<f32>(st.b);
-                for (var g0 = 0u; g0 < st.len; g0 += st.a) {
+                for (var g0 = first; g0 < end; g0 += st.a) {
                     var sum_sq = 0.0;
                     for (var i = lid; i < st.a; i += REDUCE_WIDTH) {
-                        let v = rows[at + g0 + i];
+                        let v = rows[row + g0 + i];
                         sum_sq += v * v;
                     }
                     let inv = 1.0 / sqrt(workgroup_sum(sum_sq, lid) / f32(st.a) + eps);
                     for (var i = lid; i < st.a; i += REDUCE_WIDTH) {
-                        rows[at + g0 + i] = rows[at + g0 + i] * inv * vectors[st.c + i];
+                        rows[row + g0 + i] = rows[row + g0 + i] * inv * vectors[st.c + i];
                     }
                 }
             }
@@ -80,37 +92,37 @@ fn epilogue(
                 let half = st.b / 2u;
                 let base = bitcast<f32>(st.d);
                 let pos = f32(step.past + t) * bitcast<f32>(st.e);
-                let pairs = st.len / st.a * half;
-                for (var q = lid; q < pairs; q += REDUCE_WIDTH) {
+                let heads_here = (max(end, first) - first) / st.a;
+                for (var q = lid; q < heads_here * half; q += REDUCE_WIDTH) {
                     let i = q % half;
-                    let head = at + (q / half) * st.a;
-                    let first = head + select(i, 2u * i, st.c == 0u);
-                    let second = first + select(half, 1u, st.c == 0u);
+                    let head = row + first + (q / half) * st.a;
+                    let a = head + select(i, 2u * i, st.c == 0u);
+                    let b = a + select(half, 1u, st.c == 0u);
                     let angle = rope_angle(pos, i, st.b, base);
                     let s = sin(angle);
                     let c = cos(angle);
-                    let x0 = rows[first];
-                    let x1 = rows[second];
-                    rows[first] = x0 * c - x1 * s;
-                    rows[second] = x0 * s + x1 * c;
+                    let x0 = rows[a];
+                    let x1 = rows[b];
+                    rows[a] = x0 * c - x1 * s;
+                    rows[b] = x0 * s + x1 * c;
                 }
             }
             case SCALE: {
                 let factor = bitcast<f32>(st.a);
-                for (var i = lid; i < st.len; i += REDUCE_WIDTH) {
-                    rows[at + i] = rows[at + i] * factor;
+                for (var i = first + lid; i < end; i += REDUCE_WIDTH) {
+                    rows[row + i] = rows[row + i] * factor;
                 }
             }
             case GATED: {
                 len = len / 2u;
-                for (var i = lid; i < len; i += REDUCE_WIDTH) {
+                for (var i = c0 + lid; i < min(c0 + p.chunk, len); i += REDUCE_WIDTH) {
                     let gate = rows[row + i];
                     let act = select(silu_of(gate), gelu_tanh_of(gate), st.a == 1u);
                     rows[row + i] = act * rows[row + len + i];
                 }
             }
             default: {
-                for (var i = lid; i < len; i += REDUCE_WIDTH) {
+                for (var i = c0 + lid; i < min(c0 + p.chunk, len); i += REDUCE_WIDTH) {
                     rows[row + i] = rows[row + i] + residual[t * len + i];
                 }
             }

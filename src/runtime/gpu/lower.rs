@@ -11,7 +11,7 @@ use super::shaders::{Access, Module, COLS_MULTIPLE};
 use super::weights::{padded, upload, WeightPart};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
-use crate::graph::{Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight};
+use crate::graph::{Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight};
 use crate::model::{Activation, RopeMode};
 use crate::runtime::cpu::{kernels, RunError};
 
@@ -423,7 +423,31 @@ fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>) {
 }
 
 /// Steps the epilogue kernel's parameters hold.
-const MAX_EPILOGUE_STEPS: usize = 7;
+const MAX_EPILOGUE_STEPS: usize = 6;
+
+/// Columns one workgroup of the epilogue takes: the widest unit a step couples (a
+/// norm's group, a rotation's head), or 64 when none does. `None` when a coupled
+/// range does not fall on whole chunks, or a coupling step comes before the gated
+/// activation (which would couple columns half a row apart).
+fn epilogue_chunk(epilogue: &[Epilogue]) -> Option<usize> {
+    let coupled: Vec<(Cols, usize)> = epilogue
+        .iter()
+        .filter_map(|s| match s {
+            Epilogue::Norm { cols, group, .. } => Some((*cols, *group)),
+            Epilogue::Rope { cols, rope } => Some((*cols, rope.head_dim)),
+            _ => None,
+        })
+        .collect();
+    let gated_after_coupling = epilogue
+        .iter()
+        .skip_while(|s| !matches!(s, Epilogue::Norm { .. } | Epilogue::Rope { .. }))
+        .any(|s| matches!(s, Epilogue::Gated { .. }));
+    let chunk = coupled.iter().map(|(_, unit)| *unit).max().unwrap_or(64);
+    let aligned = coupled
+        .iter()
+        .all(|(c, _)| c.start % chunk == 0 && c.len % chunk == 0);
+    (aligned && !gated_after_coupling).then_some(chunk)
+}
 
 /// Lowers every node to dispatches; returns each node's value and the vocabulary size.
 pub(super) fn lower(graph: &Graph, l: &mut Loader) -> Result<(Vec<Value>, usize), GpuError> {
@@ -515,7 +539,9 @@ impl NodeLowering<'_> {
                     ..self.input(0)?
                 }))
             }
-            Op::MatMul { weight } => return self.linear(std::slice::from_ref(weight), None, &[], l),
+            Op::MatMul { weight } => {
+                return self.linear(std::slice::from_ref(weight), None, &[], l)
+            }
             Op::Linear {
                 weights,
                 prologue,
@@ -862,14 +888,32 @@ impl NodeLowering<'_> {
         } else {
             l.unused()
         };
-        let mut words = vec![row_len, rows.param(), steps.len() as u32, 0];
+        let chunk = epilogue_chunk(epilogue)
+            .ok_or_else(|| self.unsupported("epilogue steps that couple columns across heads"))?;
+        let out_len = if epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. })) {
+            row_len / 2
+        } else {
+            row_len
+        };
+        let chunks = out_len.div_ceil(chunk as u32);
+        let mut words = vec![
+            row_len,
+            rows.param(),
+            steps.len() as u32,
+            chunk as u32,
+            chunks,
+        ];
+        words.resize(8, 0);
         words.extend(steps.iter().flatten());
         l.dispatch(
             &format!("{} epilogue", self.label()),
             Module::Epilogue,
             "epilogue",
             Params::new(&words),
-            Grid::Groups { per_row: 1, rows },
+            Grid::Groups {
+                per_row: chunks,
+                rows,
+            },
             vec![
                 Source::Buffer(vectors),
                 Source::Buffer(residual),
