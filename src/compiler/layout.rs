@@ -70,11 +70,12 @@ pub enum LayoutError {
     },
 }
 
-/// The device block size of `ty`: padded to 4 bytes on the GPU.
+/// The device block size of `ty`: quantised blocks padded to 4 bytes on the GPU (plain
+/// f16/bf16 values are read in pairs and need none).
 pub fn device_block_bytes(ty: GgmlType, target: Target) -> usize {
     match target {
-        Target::Gpu => ty.block_bytes().next_multiple_of(4),
-        Target::Cpu => ty.block_bytes(),
+        Target::Gpu if ty.block_size() > 1 => ty.block_bytes().next_multiple_of(4),
+        _ => ty.block_bytes(),
     }
 }
 
@@ -136,13 +137,18 @@ pub fn plan_weights(
 /// Copies GGUF blocks of type `ty` into the device layout: each block followed by
 /// zero bytes up to `device_block_bytes`.
 pub fn repack(ty: GgmlType, src: &[u8], device_block_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len() / ty.block_bytes() * device_block_bytes);
+    repack_into(ty, src, device_block_bytes, &mut out);
+    out
+}
+
+/// [`repack`], appending to `out`.
+pub fn repack_into(ty: GgmlType, src: &[u8], device_block_bytes: usize, out: &mut Vec<u8>) {
     let block = ty.block_bytes();
-    let mut out = Vec::with_capacity(src.len() / block * device_block_bytes);
     for b in src.chunks_exact(block) {
         out.extend_from_slice(b);
         out.resize(out.len() + device_block_bytes - block, 0);
     }
-    out
 }
 
 #[cfg(test)]
@@ -167,6 +173,7 @@ mod tests {
             (GgmlType::Q6K, 212),
             (GgmlType::Q4K, 144),
             (GgmlType::Q4_1, 20),
+            (GgmlType::F16, 2),
         ] {
             assert_eq!(device_block_bytes(ty, Target::Gpu), padded, "{ty}");
             assert_eq!(device_block_bytes(ty, Target::Cpu), ty.block_bytes());

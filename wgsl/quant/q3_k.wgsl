@@ -1,7 +1,8 @@
 // Q3_K, 110 bytes: hmask: [u8; 32], qs: [u8; 64], scales: [u8; 12] (sixteen 6-bit
 // scales), d: f16. Low bits as Q2_K; the high bit (in hmask) clear means −4.
 const BLOCK_WEIGHTS: u32 = 256u;
-const BLOCK_BYTES: u32 = 110u;
+// Padded on the device from 110 bytes to a whole number of words.
+const BLOCK_BYTES: u32 = 112u;
 
 fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let g = part / 2u;

@@ -1,7 +1,8 @@
 // Q4_0, 18 bytes: d: f16, qs: [u8; 16]. Byte j holds weight j (low nibble) and
 // j + 16 (high nibble); w = d · (q − 8).
 const BLOCK_WEIGHTS: u32 = 32u;
-const BLOCK_BYTES: u32 = 18u;
+// Padded on the device from 18 bytes to a whole number of words.
+const BLOCK_BYTES: u32 = 20u;
 
 fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let d = f16_at(block);

@@ -1,7 +1,8 @@
 // Q5_0, 22 bytes: d: f16, qh: u32, qs: [u8; 16]. Nibbles as Q4_0; bit w of qh is
 // weight w's fifth bit; w = d · (q − 16).
 const BLOCK_WEIGHTS: u32 = 32u;
-const BLOCK_BYTES: u32 = 22u;
+// Padded on the device from 22 bytes to a whole number of words.
+const BLOCK_BYTES: u32 = 24u;
 
 fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let d = f16_at(block);

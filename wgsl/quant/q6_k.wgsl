@@ -2,7 +2,8 @@
 // 32 weights (half i / 4, quarter k = i % 4) takes nibble k / 2 of ql[64 · half +
 // 32 · (k % 2) ..] and bits 2k .. 2k + 2 of qh[32 · half ..]; w = d · sc · (q − 32).
 const BLOCK_WEIGHTS: u32 = 256u;
-const BLOCK_BYTES: u32 = 210u;
+// Padded on the device from 210 bytes to a whole number of words.
+const BLOCK_BYTES: u32 = 212u;
 
 fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let i = part / 4u;

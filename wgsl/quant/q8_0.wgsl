@@ -1,6 +1,7 @@
 // Q8_0, 34 bytes: d: f16, qs: [i8; 32]; w = d · q.
 const BLOCK_WEIGHTS: u32 = 32u;
-const BLOCK_BYTES: u32 = 34u;
+// Padded on the device from 34 bytes to a whole number of words.
+const BLOCK_BYTES: u32 = 36u;
 
 fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let d = f16_at(block);

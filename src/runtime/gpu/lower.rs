@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use super::executor::{Dispatch, Grid, ModulePipelines, Params, Rows, Source};
 use super::shaders::{Access, Module, COLS_MULTIPLE};
-use super::weights::{padded, upload, WeightPart};
+use super::weights::{padded, upload, RowLayout, WeightPart};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
 use crate::graph::{Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight};
@@ -162,7 +162,6 @@ impl<'a> Loader<'a> {
             .iter()
             .map(|w| self.tensor_bytes(&w.name))
             .collect::<Result<Vec<_>, _>>()?;
-        let row_bytes = kernels::row_bytes(ty, cols);
         let max_binding = self
             .limits
             .max_storage_buffer_binding_size
@@ -172,7 +171,7 @@ impl<'a> Loader<'a> {
             &self.context.device,
             &name,
             &segments,
-            row_bytes,
+            RowLayout::new(ty, cols),
             max_binding,
         )?);
         self.weights.insert(name, parts.clone());

@@ -4,6 +4,8 @@
 //! binding may be.
 
 use super::GpuError;
+use crate::compiler::layout::{device_block_bytes, repack_into, Target};
+use crate::gguf::GgmlType;
 
 /// A range of whole rows of a weight in one buffer.
 pub struct WeightPart {
@@ -35,25 +37,53 @@ pub fn padded(bytes: usize) -> u64 {
     (bytes.max(4) as u64).next_multiple_of(4)
 }
 
-/// Uploads `segments` — tensors of whole rows of `row_bytes`, side by side along the
-/// rows — as one or more storage buffers.
+/// How rows are stored: in the file, and on the device (blocks padded to words).
+#[derive(Debug, Clone, Copy)]
+pub struct RowLayout {
+    pub ty: GgmlType,
+    pub file_row_bytes: usize,
+    pub device_row_bytes: usize,
+}
+
+impl RowLayout {
+    pub fn new(ty: GgmlType, cols: usize) -> RowLayout {
+        let blocks = cols / ty.block_size();
+        RowLayout {
+            ty,
+            file_row_bytes: blocks * ty.block_bytes(),
+            device_row_bytes: blocks * device_block_bytes(ty, Target::Gpu),
+        }
+    }
+}
+
+/// Rows staged per copy when blocks are padded (a few MiB: the padding is written
+/// through a small buffer, never a copy of the model).
+const STAGED_BYTES: usize = 4 << 20;
+
+/// Uploads `segments` — tensors of whole rows, side by side along the rows — as one or
+/// more storage buffers in the device layout.
 pub fn upload(
     device: &wgpu::Device,
     label: &str,
     segments: &[&[u8]],
-    row_bytes: usize,
+    layout: RowLayout,
     max_binding: u64,
 ) -> Result<Vec<WeightPart>, GpuError> {
-    let rows = segments.iter().map(|s| s.len() / row_bytes).sum();
-    let sizes = split_rows(rows, row_bytes, max_binding)
+    let RowLayout {
+        ty,
+        file_row_bytes,
+        device_row_bytes,
+    } = layout;
+    let rows = segments.iter().map(|s| s.len() / file_row_bytes).sum();
+    let sizes = split_rows(rows, device_row_bytes, max_binding)
         .map_err(|e| GpuError::Unsupported(format!("weight `{label}`: {e}")))?;
+    let staged_rows = (STAGED_BYTES / file_row_bytes.max(1)).max(1);
     let mut parts = Vec::with_capacity(sizes.len());
     let mut first_row = 0;
     for rows in sizes {
-        let bytes = rows * row_bytes;
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: padded(bytes),
+            size: padded(rows * device_row_bytes),
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: true,
         });
@@ -61,8 +91,29 @@ pub fn upload(
             let mut view = buffer
                 .get_mapped_range_mut(..)
                 .map_err(|e| GpuError::Device(format!("mapping `{label}`: {e}")))?;
-            for (at, piece) in pieces(segments, first_row * row_bytes, bytes) {
-                view.slice(at..at + piece.len()).copy_from_slice(piece);
+            let file_bytes = |r0: usize, n: usize| {
+                pieces(
+                    segments,
+                    (first_row + r0) * file_row_bytes,
+                    n * file_row_bytes,
+                )
+            };
+            if file_row_bytes == device_row_bytes {
+                for (at, piece) in file_bytes(0, rows) {
+                    view.slice(at..at + piece.len()).copy_from_slice(piece);
+                }
+            } else {
+                let mut staged = Vec::new();
+                for r0 in (0..rows).step_by(staged_rows) {
+                    let n = staged_rows.min(rows - r0);
+                    staged.clear();
+                    // Pieces end at segment boundaries, which are row boundaries.
+                    for (_, piece) in file_bytes(r0, n) {
+                        repack_into(ty, piece, device_block_bytes(ty, Target::Gpu), &mut staged);
+                    }
+                    let at = r0 * device_row_bytes;
+                    view.slice(at..at + staged.len()).copy_from_slice(&staged);
+                }
             }
         }
         buffer.unmap();
