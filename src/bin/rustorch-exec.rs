@@ -33,6 +33,8 @@ enum Command {
     Perplexity(PerplexityArgs),
     /// Prompt and generation speed as llama-bench measures them (pp N, tg N).
     Bench(BenchArgs),
+    /// GPU time per dispatch of a prefill and a decode step (timestamp queries).
+    Profile(ProfileArgs),
     /// Tokenise text with the model's own tokenizer, as llama.cpp's llama_tokenize.
     Tokenize(TokenizeArgs),
     /// Print the chat prompt the model's template makes for a message.
@@ -167,6 +169,27 @@ struct BenchArgs {
     /// Repetitions (after one untimed warm-up).
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
     repetitions: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// The model: a GGUF file.
+    model: PathBuf,
+    /// The prompt of the prefill step (BOS added per the model).
+    #[arg(
+        short = 'p',
+        long = "prompt",
+        default_value = "The quick brown fox jumps over the lazy dog."
+    )]
+    prompt: String,
+    /// Context length in tokens (default: the model's, at most 4096).
+    #[arg(short = 'c', long = "ctx")]
+    context: Option<usize>,
+    /// Use the first GPU adapter whose name contains this.
+    #[arg(long)]
+    adapter: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -593,7 +616,130 @@ fn bench(args: BenchArgs) -> Result<()> {
             "{}",
             row(format!("tg{}", report.gen_tokens), &report.tg_tok_s)
         )?;
+        if let Some(g) = &report.gpu {
+            let mb = |bytes: u64| bytes as f64 / 1e6;
+            writeln!(out, "dispatches per token:   {}", g.dispatches_per_token)?;
+            writeln!(
+                out,
+                "weight bytes per token: {:.1} MB",
+                mb(g.weight_bytes_per_token)
+            )?;
+            writeln!(
+                out,
+                "copy bandwidth:         {:.1} GB/s ({:.0} MiB, median of {}; {})",
+                g.copy.gb_s,
+                g.copy.bytes as f64 / (1 << 20) as f64,
+                g.copy.repetitions,
+                g.copy_definition
+            )?;
+            writeln!(
+                out,
+                "tg of copy bandwidth:   {:.1}% (weight bytes per token × tg tok/s ÷ copy bandwidth)",
+                100.0 * g.tg_bandwidth_fraction
+            )?;
+            writeln!(
+                out,
+                "GPU memory allocated:   {:.1} MB (weights, activations, KV cache)",
+                mb(g.allocated_bytes)
+            )?;
+        }
     }
+    Ok(())
+}
+
+fn profile(args: ProfileArgs) -> Result<()> {
+    let run = RunArgs {
+        model: args.model,
+        context: args.context,
+        backend: Backend::Gpu,
+        adapter: args.adapter,
+        kv_f32: false,
+    };
+    let gpu = choose_gpu(&run)?.context("profile runs on a GPU")?;
+    if !gpu.has_timestamps() {
+        anyhow::bail!(
+            "{} offers no timestamp queries (TIMESTAMP_QUERY), which profile needs",
+            gpu.adapter_description()
+        );
+    }
+    let lm = load_model(&run)?;
+    let prompt = lm.encode_prompt(&args.prompt)?;
+    let mut session = open_session(&run, &lm, Some(&gpu))?;
+    let (executor, kv) = session.gpu_parts().context("profile runs on a GPU")?;
+    let profile = rustorch::runtime::gpu::profile(executor, kv, &prompt)?;
+    let mut out = std::io::stdout().lock();
+    let device = gpu.adapter_description();
+    if args.json {
+        let mut json = serde_json::json!({
+            "model": run.model.display().to_string(),
+            "device": device,
+            "prompt_tokens": prompt,
+        });
+        if let (Some(json), serde_json::Value::Object(fields)) =
+            (json.as_object_mut(), serde_json::to_value(&profile)?)
+        {
+            json.extend(fields);
+        }
+        writeln!(out, "{json}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} on {device}: {} dispatches per token",
+        run.model.display(),
+        profile.dispatches_per_token
+    )?;
+    for (name, step) in [("prefill", &profile.prefill), ("decode", &profile.decode)] {
+        write_step(&mut out, name, step)?;
+    }
+    Ok(())
+}
+
+/// One profiled step: its dispatches, longest first, then its totals.
+fn write_step(
+    out: &mut impl Write,
+    name: &str,
+    step: &rustorch::runtime::gpu::StepProfile,
+) -> Result<()> {
+    let mut rows: Vec<_> = step.dispatches.iter().collect();
+    rows.sort_by(|a, b| b.gpu_us.total_cmp(&a.gpu_us));
+    let width = rows.iter().map(|d| d.label.len()).max().unwrap_or(0).max(8);
+    writeln!(
+        out,
+        "\n{name}: {} tokens after {} in the cache",
+        step.tokens, step.past
+    )?;
+    writeln!(
+        out,
+        "| {:<width$} | {:>10} | {:>6} | {:>9} | {:>8} |",
+        "dispatch", "GPU µs", "%", "weight MB", "GB/s"
+    )?;
+    for d in rows {
+        let (weights, rate) = match d.gb_s {
+            Some(rate) => (
+                format!("{:.2}", d.weight_bytes as f64 / 1e6),
+                // Software adapters reach hundredths of a GB/s.
+                format!("{rate:.*}", if rate < 1.0 { 3 } else { 1 }),
+            ),
+            None => (String::new(), String::new()),
+        };
+        writeln!(
+            out,
+            "| {:<width$} | {:>10.1} | {:>5.1}% | {weights:>9} | {rate:>8} |",
+            d.label, d.gpu_us, d.percent
+        )?;
+    }
+    writeln!(
+        out,
+        "{name}: GPU {:.1} µs summed over {} dispatches ({:.1} a token), span {:.1} µs; \
+         wall {:.1} µs profiled, {:.1} µs unprofiled",
+        step.gpu_us,
+        step.dispatches.len(),
+        step.dispatches.len() as f64 / step.tokens as f64,
+        step.span_us,
+        step.wall_us,
+        step.unprofiled_wall_us
+    )?;
     Ok(())
 }
 
@@ -615,6 +761,7 @@ fn one_line(e: &anyhow::Error) -> String {
 /// Subcommand names; anything else in first place means `generate`.
 const SUBCOMMANDS: &[&str] = &[
     "bench",
+    "profile",
     "generate",
     "chat",
     "logits",
@@ -661,6 +808,7 @@ fn main() -> ExitCode {
         Command::Logits(args) => logits(args),
         Command::Perplexity(args) => perplexity(args),
         Command::Bench(args) => bench(args),
+        Command::Profile(args) => profile(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Template(args) => template(args),
     };

@@ -1,10 +1,12 @@
 //! Speed as llama-bench measures it: `pp N` is one batched step over an N-token prompt
 //! from an empty cache, `tg N` is N single-token steps from an empty cache; each is
-//! repeated and reported as tokens per second (median and spread).
+//! repeated and reported as tokens per second (median and spread). On a GPU it adds
+//! the figures that say how far generation is from the memory roofline.
 
 use std::time::Instant;
 
 use super::cpu::RunError;
+use super::gpu::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
 use super::Session;
 
 /// Median, smallest and largest of repeated measurements.
@@ -46,6 +48,23 @@ pub struct BenchReport {
     pub tg_tok_s: Spread,
     /// Time to the first token's logits after an `prompt_tokens` prompt, in ms.
     pub ttft_ms: Spread,
+    /// Only on a GPU.
+    pub gpu: Option<GpuFigures>,
+}
+
+/// What a decode step asks of the device, and what the device can give.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GpuFigures {
+    pub dispatches_per_token: usize,
+    /// Weight bytes a decode step reads: every matmul weight, one embedding row.
+    pub weight_bytes_per_token: u64,
+    /// The device's copy bandwidth, measured here.
+    pub copy: CopyBandwidth,
+    pub copy_definition: &'static str,
+    /// Weight bytes per token × tg tok/s (median) ÷ copy bandwidth.
+    pub tg_bandwidth_fraction: f64,
+    /// Device memory of the executor's buffers and the KV cache.
+    pub allocated_bytes: u64,
 }
 
 /// Runs the benchmark on `session` (its cache is reset before every repetition). The
@@ -84,14 +103,32 @@ pub fn bench(
             }
         }
     }
+    let tg_tok_s = Spread::of(&tg);
     Ok(BenchReport {
         prompt_tokens,
         gen_tokens,
         repetitions,
         pp_tok_s: Spread::of(&pp),
-        tg_tok_s: Spread::of(&tg),
+        gpu: gpu_figures(session, tg_tok_s.median)?,
+        tg_tok_s,
         ttft_ms: Spread::of(&ttft),
     })
+}
+
+fn gpu_figures(session: &mut Session<'_>, tg_tok_s: f64) -> Result<Option<GpuFigures>, RunError> {
+    let Some((executor, kv)) = session.gpu_parts() else {
+        return Ok(None);
+    };
+    let copy = copy_bandwidth(executor.context()).map_err(|e| RunError::Device(e.to_string()))?;
+    let weight_bytes_per_token = executor.weight_bytes(1);
+    Ok(Some(GpuFigures {
+        dispatches_per_token: executor.dispatch_count(),
+        weight_bytes_per_token,
+        tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
+        copy,
+        copy_definition: COPY_DEFINITION,
+        allocated_bytes: executor.allocated_bytes() + kv.bytes(),
+    }))
 }
 
 #[cfg(test)]

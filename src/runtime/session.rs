@@ -168,7 +168,7 @@ fn gpu_failure(e: GpuError) -> RunError {
     }
 }
 
-impl Session<'_> {
+impl<'m> Session<'m> {
     pub fn model(&self) -> &Model {
         self.model
     }
@@ -188,6 +188,15 @@ impl Session<'_> {
     /// True when the steps run on a GPU.
     pub fn on_gpu(&self) -> bool {
         matches!(self.engine, Engine::Gpu { .. })
+    }
+
+    /// The GPU executor and its KV cache, when the steps run on a GPU: for profiling and
+    /// device figures. Steps run through them leave the session's position alone.
+    pub fn gpu_parts(&mut self) -> Option<(&GpuExecutor<'m>, &mut GpuKvCache)> {
+        match &mut self.engine {
+            Engine::Gpu { executor, kv, .. } => Some((&*executor, kv)),
+            Engine::Cpu { .. } => None,
+        }
     }
 
     /// Forgets everything: the next step starts at position 0.

@@ -36,6 +36,8 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
+    /// Whether the device was opened with `TIMESTAMP_QUERY` (pass timestamps, for profiling).
+    timestamps: bool,
     /// Errors wgpu reported outside any error scope, and why the device was lost.
     reported: Arc<Mutex<Vec<String>>>,
 }
@@ -97,9 +99,12 @@ impl GpuContext {
             }
         };
         let info = adapter.get_info();
+        // Optional features only where the adapter offers them: asking for one it lacks
+        // fails the whole device request.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rustorch"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: adapter.limits(),
             ..Default::default()
         }))
@@ -124,12 +129,19 @@ impl GpuContext {
             device,
             queue,
             info,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             reported,
         })
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// True when compute passes can write GPU timestamps (`TIMESTAMP_QUERY`), which
+    /// [`super::GpuExecutor::profile`] needs.
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps
     }
 
     /// True for a software rasteriser (lavapipe, llvmpipe): correct, but slower than

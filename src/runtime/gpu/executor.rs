@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::context::block_on;
 use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
+use super::profile::Timestamps;
 use super::shaders::{Module, MATMUL_ROWS_PER_GROUP};
-use super::weights::padded;
+use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
 use crate::graph::{Dim, Graph, Step, TensorType};
@@ -93,6 +94,8 @@ pub(super) struct Dispatch {
     pub layout: wgpu::BindGroupLayout,
     pub params_offset: u64,
     pub sources: Vec<Source>,
+    /// The weight bytes it reads (set by `Loader::reads` for embeddings and matmuls).
+    pub weight: WeightRead,
 }
 
 impl Dispatch {
@@ -133,6 +136,17 @@ fn grid_2d(n: u32, max_dim: u32) -> (u32, u32) {
     }
 }
 
+/// A compute pass of a step; `timestamp_writes` when profiled.
+fn step_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+) -> wgpu::ComputePass<'e> {
+    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("step"),
+        timestamp_writes,
+    })
+}
+
 /// The parameters of one dispatch, as the kernel's `Params` struct reads them.
 pub(super) struct Params(pub [u32; PARAM_WORDS]);
 
@@ -163,6 +177,8 @@ pub struct GpuExecutor<'a> {
     context: &'a GpuContext,
     id: u64,
     options: GpuOptions,
+    /// Bytes of every buffer made at load (weights, activations, step, read-back).
+    allocated: u64,
     /// Values each KV cache holds.
     cache_sizes: Vec<usize>,
     n_vocab: usize,
@@ -300,6 +316,7 @@ impl<'a> GpuExecutor<'a> {
                 Source::Buffer(output.clone()),
                 Source::Buffer(argmax_result.clone()),
             ],
+            weight: WeightRead::None,
         };
 
         let params = wgpu::util::DeviceExt::create_buffer_init(
@@ -317,10 +334,16 @@ impl<'a> GpuExecutor<'a> {
             .map(|d| (!d.binds_cache()).then(|| bind_group(device, d, &step, &params, &[])))
             .collect();
         context.check()?;
+        let allocated = [&step, &readback, &argmax_result, &argmax_readback, &params]
+            .iter()
+            .map(|b| b.size())
+            .sum::<u64>()
+            + needed;
         Ok(GpuExecutor {
             context,
             id: NEXT_EXECUTOR.fetch_add(1, Ordering::Relaxed),
             options,
+            allocated,
             cache_sizes: graph
                 .caches
                 .iter()
@@ -344,6 +367,29 @@ impl<'a> GpuExecutor<'a> {
     /// Dispatches per step (the argmax not counted).
     pub fn dispatch_count(&self) -> usize {
         self.dispatches.len()
+    }
+
+    /// Each dispatch of a step, in order: its label (its graph node's) and the weight
+    /// bytes it reads in a step of `tokens` tokens.
+    pub fn dispatch_reads(&self, tokens: usize) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.dispatches
+            .iter()
+            .map(move |d| (d.label.as_str(), d.weight.bytes(tokens)))
+    }
+
+    /// Weight bytes a step of `tokens` tokens reads (embedding rows and matmul weights).
+    pub fn weight_bytes(&self, tokens: usize) -> u64 {
+        self.dispatch_reads(tokens).map(|(_, bytes)| bytes).sum()
+    }
+
+    /// Bytes of the device buffers made at load (a KV cache's are its own).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated
+    }
+
+    /// The device it runs on.
+    pub fn context(&self) -> &'a GpuContext {
+        self.context
     }
 
     /// A KV cache of `options.context` positions for this executor, f16 on the device.
@@ -375,6 +421,7 @@ impl<'a> GpuExecutor<'a> {
         Ok(GpuKvCache {
             owner: self.id,
             capacity,
+            bytes: buffers.iter().map(|b| b.size()).sum(),
             bind_groups,
         })
     }
@@ -387,7 +434,7 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<Vec<f32>, GpuError> {
-        let mut encoder = self.record(tokens, past, kv)?;
+        let mut encoder = self.record(tokens, past, kv, None)?;
         let step = Step {
             past,
             tokens: tokens.len(),
@@ -407,7 +454,7 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<u32, GpuError> {
-        let mut encoder = self.record(tokens, past, kv)?;
+        let mut encoder = self.record(tokens, past, kv, None)?;
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("argmax"),
@@ -423,12 +470,16 @@ impl<'a> GpuExecutor<'a> {
         Ok(u32::from_le_bytes([data[0], data[1], data[2], data[3]]))
     }
 
-    /// Checks the step, writes the step buffer and records every dispatch.
-    fn record(
+    /// Checks the step, writes the step buffer and records every dispatch: all in one
+    /// compute pass, or with `timestamps` each in its own pass that writes its begin and
+    /// end times (the profiler's way; a pass is the finest a timestamp needs no extra
+    /// feature for).
+    pub(super) fn record(
         &self,
         tokens: &[u32],
         past: usize,
         kv: &GpuKvCache,
+        timestamps: Option<&Timestamps>,
     ) -> Result<wgpu::CommandEncoder, GpuError> {
         if kv.owner != self.id {
             return Err(GpuError::ForeignCache);
@@ -470,28 +521,36 @@ impl<'a> GpuExecutor<'a> {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("step"),
                 });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes: None,
-            });
-            for (i, d) in self.dispatches.iter().enumerate() {
-                let bind_group = match (&self.bind_groups[i], &kv.bind_groups[i]) {
-                    (Some(g), _) | (None, Some(g)) => g,
-                    (None, None) => unreachable!("every dispatch has a bind group"),
-                };
-                let (pipeline, groups) = d.launch(t, context);
-                let (x, y) = grid_2d(groups, max_dim);
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, bind_group, &[]);
-                pass.dispatch_workgroups(x, y, 1);
+        let encode = |pass: &mut wgpu::ComputePass, i: usize| {
+            let d = &self.dispatches[i];
+            let bind_group = match (&self.bind_groups[i], &kv.bind_groups[i]) {
+                (Some(g), _) | (None, Some(g)) => g,
+                (None, None) => unreachable!("every dispatch has a bind group"),
+            };
+            let (pipeline, groups) = d.launch(t, context);
+            let (x, y) = grid_2d(groups, max_dim);
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+        };
+        match timestamps {
+            None => {
+                let mut pass = step_pass(&mut encoder, None);
+                for i in 0..self.dispatches.len() {
+                    encode(&mut pass, i);
+                }
+            }
+            Some(timestamps) => {
+                for i in 0..self.dispatches.len() {
+                    encode(&mut step_pass(&mut encoder, Some(timestamps.writes(i))), i);
+                }
             }
         }
         Ok(encoder)
     }
 
     /// Maps `buffer` after the submitted work and copies out its first `bytes`.
-    fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    pub(super) fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
         let slice = buffer.slice(..bytes);
         let (sender, receiver) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {

@@ -6,6 +6,8 @@
 pub struct GpuKvCache {
     pub(super) owner: u64,
     pub(super) capacity: usize,
+    /// Bytes of its buffers.
+    pub(super) bytes: u64,
     /// Per dispatch of the executor: its bind group when it binds a cache buffer.
     pub(super) bind_groups: Vec<Option<wgpu::BindGroup>>,
 }
@@ -14,5 +16,10 @@ impl GpuKvCache {
     /// Positions each cache holds.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Bytes it holds on the device.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use super::executor::{Dispatch, Grid, ModulePipelines, Params, Rows, Source};
 use super::shaders::{Access, Module, COLS_MULTIPLE};
-use super::weights::{padded, upload, RowLayout, WeightPart};
+use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
 use crate::graph::{Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight};
@@ -237,9 +237,17 @@ impl<'a> Loader<'a> {
             layout: pipelines.layout.clone(),
             params_offset,
             sources,
+            weight: WeightRead::None,
         };
         self.dispatches.push(dispatch);
         Ok(())
+    }
+
+    /// Records the weight bytes the dispatch added last reads.
+    fn reads(&mut self, weight: WeightRead) {
+        if let Some(d) = self.dispatches.last_mut() {
+            d.weight = weight;
+        }
     }
 
     /// `view` as a whole tensor: itself, or a copy for kernels that read no views.
@@ -562,6 +570,7 @@ impl NodeLowering<'_> {
                         items(table.cols as u32 / 8),
                         vec![Source::Buffer(part.buffer.clone()), o.clone()],
                     )?;
+                    l.reads(WeightRead::embed(part, table.rows));
                 }
             }
             Op::MulWeight { weight } => {
@@ -848,6 +857,7 @@ impl NodeLowering<'_> {
                     grid,
                     sources,
                 )?;
+                l.reads(WeightRead::matmul(part));
             }
             first += run.iter().map(|w| w.rows).sum::<usize>();
         }

@@ -4,17 +4,23 @@
 //! [`GpuContext`] opens a device; [`GpuExecutor`] uploads a graph's weights (as they are
 //! in the GGUF, quantised) and builds its pipelines once; each step is one buffer write,
 //! one command encoder and one submit. [`Module`] lists every WGSL module it can build.
+//! [`profile()`] times each dispatch with timestamp queries; [`copy_bandwidth`] measures
+//! the device's roofline.
 
+mod bandwidth;
 mod context;
 mod error;
 mod executor;
 mod kv;
 mod lower;
+mod profile;
 mod shaders;
 mod weights;
 
+pub use bandwidth::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
 pub use context::{AdapterChoice, GpuContext};
 pub use error::GpuError;
 pub use executor::{GpuExecutor, GpuOptions};
 pub use kv::GpuKvCache;
+pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{Access, Module, MATMUL_ROWS_PER_GROUP};

@@ -12,6 +12,54 @@ pub struct WeightPart {
     pub buffer: wgpu::Buffer,
     pub first_row: usize,
     pub rows: usize,
+    pub row_bytes: usize,
+}
+
+/// The weight bytes one dispatch reads in a step, for bandwidth figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WeightRead {
+    #[default]
+    None,
+    /// A matmul reads every row of its part, however many tokens: the bytes it must
+    /// fetch at least (tiles that read a row again may or may not hit a cache).
+    Part(u64),
+    /// An embedding reads one row per token. A table split into parts charges each
+    /// part's dispatch its share of the rows: the expected bytes when ids are spread
+    /// evenly.
+    Rows {
+        row_bytes: u64,
+        part_rows: u64,
+        table_rows: u64,
+    },
+}
+
+impl WeightRead {
+    /// All of a matmul's part.
+    pub fn matmul(part: &WeightPart) -> WeightRead {
+        WeightRead::Part((part.rows * part.row_bytes) as u64)
+    }
+
+    /// An embedding's rows from `part` of a table of `table_rows` rows.
+    pub fn embed(part: &WeightPart, table_rows: usize) -> WeightRead {
+        WeightRead::Rows {
+            row_bytes: part.row_bytes as u64,
+            part_rows: part.rows as u64,
+            table_rows: table_rows.max(1) as u64,
+        }
+    }
+
+    /// Bytes read in a step of `tokens` tokens.
+    pub fn bytes(self, tokens: usize) -> u64 {
+        match self {
+            WeightRead::None => 0,
+            WeightRead::Part(bytes) => bytes,
+            WeightRead::Rows {
+                row_bytes,
+                part_rows,
+                table_rows,
+            } => row_bytes * tokens as u64 * part_rows / table_rows,
+        }
+    }
 }
 
 /// How `rows` rows of `row_bytes` bytes are split: the rows of each part, in order.
@@ -121,6 +169,7 @@ pub fn upload(
             buffer,
             first_row,
             rows,
+            row_bytes: device_row_bytes,
         });
         first_row += rows;
     }
@@ -171,5 +220,32 @@ mod tests {
         );
         assert_eq!(pieces(&segments, 6, 4), vec![(0, segments[2])]);
         assert_eq!(pieces(&segments, 0, 2), vec![(0, &[0u8, 1][..])]);
+    }
+
+    #[test]
+    fn weight_reads_count_parts_whole_and_embeddings_by_token() {
+        assert_eq!(WeightRead::None.bytes(7), 0);
+        assert_eq!(WeightRead::Part(1000).bytes(1), 1000);
+        assert_eq!(WeightRead::Part(1000).bytes(512), 1000);
+        let whole = WeightRead::Rows {
+            row_bytes: 18,
+            part_rows: 10,
+            table_rows: 10,
+        };
+        assert_eq!(whole.bytes(3), 54);
+        // Two parts of 6 and 4 rows share one row per token between them.
+        let (a, b) = (
+            WeightRead::Rows {
+                row_bytes: 100,
+                part_rows: 6,
+                table_rows: 10,
+            },
+            WeightRead::Rows {
+                row_bytes: 100,
+                part_rows: 4,
+                table_rows: 10,
+            },
+        );
+        assert_eq!(a.bytes(5) + b.bytes(5), 500);
     }
 }
