@@ -66,13 +66,58 @@ fn store(t: u32, c: u32, value: f32) {
     out[at] = v;
 }
 
-// Decode (one row of x): a workgroup of 64 computes ROWS_PER_GROUP rows together. Each
-// invocation strides along the row 8 weights at a time, reading those 8 values of x
-// once for all the rows; one reduction then sums every row (and x²) at once.
-override ROWS_PER_GROUP: u32 = 4u;
-const MAX_ROWS_PER_GROUP: u32 = 8u;
-// Per row and for x²: the 64 invocations' partial sums.
-var<workgroup> partial: array<f32, 576>; // (MAX_ROWS_PER_GROUP + 1) × 64
+// 32 consecutive values of x[0, :] as the decode dot products take them: times the
+// norm weight (if any), with their sum, and the sum of the raw values' squares (for
+// the prologue's RMS). Named vectors, not an array: drivers put dynamically indexed
+// private arrays in slow local memory.
+struct X32 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+    d: vec4<f32>,
+    e: vec4<f32>,
+    f: vec4<f32>,
+    g: vec4<f32>,
+    h: vec4<f32>,
+    sum: f32,
+    sum_sq: f32,
+}
+
+// x[0, k .. k + 4] and its squares' sum.
+fn x4(k: u32, sq: ptr<function, f32>) -> vec4<f32> {
+    let v = vec4<f32>(x_at(0u, k), x_at(0u, k + 1u), x_at(0u, k + 2u), x_at(0u, k + 3u));
+    *sq += dot(v, v);
+    if p.norm == 1u {
+        return v * vec4<f32>(norm_weight[k], norm_weight[k + 1u], norm_weight[k + 2u], norm_weight[k + 3u]);
+    }
+    return v;
+}
+
+fn x32(k: u32) -> X32 {
+    var sq = 0.0;
+    var x: X32;
+    x.a = x4(k, &sq);
+    x.b = x4(k + 4u, &sq);
+    x.c = x4(k + 8u, &sq);
+    x.d = x4(k + 12u, &sq);
+    x.e = x4(k + 16u, &sq);
+    x.f = x4(k + 20u, &sq);
+    x.g = x4(k + 24u, &sq);
+    x.h = x4(k + 28u, &sq);
+    let one = vec4<f32>(1.0);
+    x.sum = dot(x.a + x.b + x.c + x.d + x.e + x.f + x.g + x.h, one);
+    x.sum_sq = sq;
+    return x;
+}
+
+// Decode (one row of x): a workgroup of 64 computes ROWS_PER_GROUP (4) rows, one per
+// lane of a vec4 accumulator. Each invocation strides along the rows 32 weights at a
+// time: it loads those 32 values of x once, then each row's `dot32` (the weight
+// type's dot product, straight-line word loads where the type has one). One reduction
+// then sums all four rows (and x² for the prologue) at once.
+const ROWS_PER_GROUP: u32 = 4u;
+var<workgroup> partial: array<vec4<f32>, 64>;
+var<workgroup> partial_sq: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn matmul_decode(
@@ -81,44 +126,38 @@ fn matmul_decode(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let first = workgroup_index(wid, nwg) * ROWS_PER_GROUP;
-    let parts = p.cols / 8u;
     let stride = row_bytes(p.cols);
-    var acc: array<f32, MAX_ROWS_PER_GROUP>;
+    let last = min(first + ROWS_PER_GROUP, p.rows);
+    var acc = vec4<f32>();
     var sum_sq = 0.0;
-    for (var g = lid; g < parts; g += 64u) {
-        var xs: array<f32, 8>;
-        for (var k = 0u; k < 8u; k++) {
-            let v = x_at(0u, 8u * g + k);
-            sum_sq += v * v;
-            xs[k] = v * x_factor(8u * g + k);
+    for (var g = lid; g < p.cols / 32u; g += 64u) {
+        let x = x32(32u * g);
+        sum_sq += x.sum_sq;
+        if first < last {
+            acc.x += dot32(first * stride, g, x);
         }
-        for (var i = 0u; i < ROWS_PER_GROUP; i++) {
-            if first + i < p.rows {
-                let w = row_part((first + i) * stride, g);
-                for (var k = 0u; k < 8u; k++) {
-                    acc[i] += w[k] * xs[k];
-                }
-            }
+        if first + 1u < last {
+            acc.y += dot32((first + 1u) * stride, g, x);
+        }
+        if first + 2u < last {
+            acc.z += dot32((first + 2u) * stride, g, x);
+        }
+        if first + 3u < last {
+            acc.w += dot32((first + 3u) * stride, g, x);
         }
     }
-    for (var i = 0u; i < ROWS_PER_GROUP; i++) {
-        partial[i * 64u + lid] = acc[i];
-    }
-    partial[MAX_ROWS_PER_GROUP * 64u + lid] = sum_sq;
+    partial[lid] = acc;
+    partial_sq[lid] = sum_sq;
     workgroupBarrier();
     for (var half = 32u; half > 0u; half /= 2u) {
         if lid < half {
-            for (var i = 0u; i <= MAX_ROWS_PER_GROUP; i++) {
-                if i < ROWS_PER_GROUP || i == MAX_ROWS_PER_GROUP {
-                    partial[i * 64u + lid] += partial[i * 64u + lid + half];
-                }
-            }
+            partial[lid] += partial[lid + half];
+            partial_sq[lid] += partial_sq[lid + half];
         }
         workgroupBarrier();
     }
-    if lid < ROWS_PER_GROUP && first + lid < p.rows {
-        let inv = inv_rms(partial[MAX_ROWS_PER_GROUP * 64u]);
-        store(0u, first + lid, partial[lid * 64u] * inv);
+    if first + lid < last {
+        store(0u, first + lid, partial[0][lid] * inv_rms(partial_sq[0]));
     }
 }
 
@@ -166,7 +205,11 @@ fn matmul_prefill(
 
     let my_row = lid % 16u;
     let my_tok = lid / 16u;
-    var acc: array<array<f32, 4>, 4>;
+    // acc_i[j]: weight row my_row + 16 i, token my_tok + 16 j.
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
         // TILE rows × CHUNK / 8 parts of W: one part per invocation of the first 128.
         if lid < TILE * CHUNK / 8u {
@@ -191,26 +234,23 @@ fn matmul_prefill(
         }
         workgroupBarrier();
         for (var k = 0u; k < CHUNK; k++) {
-            var w: array<f32, 4>;
-            var xv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                w[i] = w_tile[k * TILE + my_row + 16u * i];
-                xv[i] = x_tile[k * TILE + my_tok + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] += w[i] * xv[j];
-                }
-            }
+            let at = k * TILE;
+            let w = vec4<f32>(w_tile[at + my_row], w_tile[at + my_row + 16u], w_tile[at + my_row + 32u], w_tile[at + my_row + 48u]);
+            let xv = vec4<f32>(x_tile[at + my_tok], x_tile[at + my_tok + 16u], x_tile[at + my_tok + 32u], x_tile[at + my_tok + 48u]);
+            acc0 += w.x * xv;
+            acc1 += w.y * xv;
+            acc2 += w.z * xv;
+            acc3 += w.w * xv;
         }
         workgroupBarrier();
     }
+    let tile_rows = mat4x4<f32>(acc0, acc1, acc2, acc3);
     for (var j = 0u; j < 4u; j++) {
         let t = tok0 + my_tok + 16u * j;
         for (var i = 0u; i < 4u; i++) {
             let r = row0 + my_row + 16u * i;
             if r < p.rows && t < tokens {
-                store(t, r, acc[i][j] * tile_inv_rms[my_tok + 16u * j]);
+                store(t, r, tile_rows[i][j] * tile_inv_rms[my_tok + 16u * j]);
             }
         }
     }

@@ -62,3 +62,13 @@ fn row_part(row_start: u32, g: u32) -> array<f32, 8> {
     let parts = BLOCK_WEIGHTS / 8u;
     return dequant8(row_start + (g / parts) * BLOCK_BYTES, g % parts);
 }
+
+// The four bytes of a word as values (unsigned, and signed).
+fn ubytes4(q: u32) -> vec4<f32> {
+    return vec4<f32>(f32(q & 0xffu), f32((q >> 8u) & 0xffu), f32((q >> 16u) & 0xffu), f32(q >> 24u));
+}
+
+fn sbytes4(q: u32) -> vec4<f32> {
+    let b = vec4<i32>(i32(q << 24u), i32(q << 16u), i32(q << 8u), i32(q)) >> vec4<u32>(24u);
+    return vec4<f32>(b);
+}

@@ -40,7 +40,7 @@ pub enum Access {
 
 use Access::{Read, ReadWrite};
 
-/// The `override` the matmul's decode kernel is specialised with: rows per workgroup.
+/// Rows per workgroup of the decode matmul (`ROWS_PER_GROUP` in wgsl/matmul.wgsl).
 pub const MATMUL_ROWS_PER_GROUP: u32 = 4;
 
 impl Module {
@@ -113,7 +113,6 @@ impl Module {
     /// Override values the executor sets (the sources' defaults are the same).
     pub fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
-            Module::Matmul(_) => &[("ROWS_PER_GROUP", MATMUL_ROWS_PER_GROUP as f64)],
             _ => &[],
         }
     }
@@ -122,9 +121,12 @@ impl Module {
     pub fn source(self) -> String {
         let parts: Vec<&str> = match self {
             Module::Embed(ty) => [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("embed.wgsl")]].concat(),
-            Module::Matmul(ty) => {
-                [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("matmul.wgsl")]].concat()
-            }
+            Module::Matmul(ty) => [
+                &[PRELUDE, WEIGHTS],
+                quant(ty),
+                &[dot32(ty), wgsl!("matmul.wgsl")],
+            ]
+            .concat(),
             Module::Epilogue => vec![PRELUDE, ACTIVATIONS, ROTARY, wgsl!("epilogue.wgsl")],
             Module::Elementwise => vec![PRELUDE, ACTIVATIONS, wgsl!("elementwise.wgsl")],
             Module::RmsNorm => vec![PRELUDE, wgsl!("rms_norm.wgsl")],
@@ -135,6 +137,18 @@ impl Module {
             Module::Argmax => vec![PRELUDE, wgsl!("argmax.wgsl")],
         };
         parts.join("\n")
+    }
+}
+
+/// The source that defines the decode matmul's `dot32` for one weight type: word-wise
+/// for the types that models mostly use, else by `dequant8`.
+fn dot32(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::Q4_0 => wgsl!("dot32/q4_0.wgsl"),
+        GgmlType::Q8_0 => wgsl!("dot32/q8_0.wgsl"),
+        GgmlType::Q4K => wgsl!("dot32/q4_k.wgsl"),
+        GgmlType::Q6K => wgsl!("dot32/q6_k.wgsl"),
+        _ => wgsl!("dot32/generic.wgsl"),
     }
 }
 
