@@ -1,11 +1,9 @@
 // The matmul of a `linear` node: out[t, c] = x[t, :] · W[r, :] with W in its GGUF
-// type, dequantised in registers; optionally x's rows RMS-normalised and multiplied
-// by a norm weight first (the prologue), and a residual added after. Weights of one
+// type, dequantised in registers, and a residual added as it stores. Weights of one
 // type read by one linear lie side by side in one buffer; a buffer split by rows is one
-// dispatch per part, each writing its columns `first_row ..` of the output.
-//
-// The prologue is folded into the dot product: x̂ · w = inv_rms · Σ (x · g) w, and
-// each workgroup sums x² over the row it reads anyway, so no pass normalises x first.
+// dispatch per part, each writing its columns `first_row ..` of the output. (A linear's
+// norm prologue runs before, as rms_norm_mul: folded in here, every workgroup re-read
+// the norm weight beside x, which cost more than the extra dispatch.)
 
 struct Params {
     // Rows of W in this dispatch, and where they go in the output row.
@@ -21,9 +19,6 @@ struct Params {
     x_stride: u32,
     // 1: the view is the last row (T − 1) of its source.
     x_last_row: u32,
-    // 1: the prologue (RMS norm with epsilon `eps`, times `norm_weight`).
-    norm: u32,
-    eps: f32,
     // 1: add residual[t, c].
     residual: u32,
 }
@@ -31,29 +26,12 @@ struct Params {
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> weights: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> norm_weight: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
     return x[row * p.x_stride + p.x_offset + k];
-}
-
-// What multiplies x[k] before the dot product: the norm weight, or 1.
-fn x_factor(k: u32) -> f32 {
-    if p.norm == 1u {
-        return norm_weight[k];
-    }
-    return 1.0;
-}
-
-// 1 / RMS of a row whose squares sum to `sum_sq`, or 1 without the prologue.
-fn inv_rms(sum_sq: f32) -> f32 {
-    if p.norm == 1u {
-        return 1.0 / sqrt(sum_sq / f32(p.cols) + p.eps);
-    }
-    return 1.0;
 }
 
 // Writes output value (t, c), the residual added.
@@ -66,10 +44,9 @@ fn store(t: u32, c: u32, value: f32) {
     out[at] = v;
 }
 
-// 32 consecutive values of x[0, :] as the decode dot products take them: times the
-// norm weight (if any), with their sum, and the sum of the raw values' squares (for
-// the prologue's RMS). Named vectors, not an array: drivers put dynamically indexed
-// private arrays in slow local memory.
+// 32 consecutive values of x[0, :] as the decode dot products take them, and their
+// sum. Named vectors, not an array: drivers put dynamically indexed private arrays in
+// slow local memory.
 struct X32 {
     a: vec4<f32>,
     b: vec4<f32>,
@@ -80,33 +57,23 @@ struct X32 {
     g: vec4<f32>,
     h: vec4<f32>,
     sum: f32,
-    sum_sq: f32,
 }
 
-// x[0, k .. k + 4] and its squares' sum.
-fn x4(k: u32, sq: ptr<function, f32>) -> vec4<f32> {
-    let v = vec4<f32>(x_at(0u, k), x_at(0u, k + 1u), x_at(0u, k + 2u), x_at(0u, k + 3u));
-    *sq += dot(v, v);
-    if p.norm == 1u {
-        return v * vec4<f32>(norm_weight[k], norm_weight[k + 1u], norm_weight[k + 2u], norm_weight[k + 3u]);
-    }
-    return v;
+fn x4(k: u32) -> vec4<f32> {
+    return vec4<f32>(x_at(0u, k), x_at(0u, k + 1u), x_at(0u, k + 2u), x_at(0u, k + 3u));
 }
 
 fn x32(k: u32) -> X32 {
-    var sq = 0.0;
     var x: X32;
-    x.a = x4(k, &sq);
-    x.b = x4(k + 4u, &sq);
-    x.c = x4(k + 8u, &sq);
-    x.d = x4(k + 12u, &sq);
-    x.e = x4(k + 16u, &sq);
-    x.f = x4(k + 20u, &sq);
-    x.g = x4(k + 24u, &sq);
-    x.h = x4(k + 28u, &sq);
-    let one = vec4<f32>(1.0);
-    x.sum = dot(x.a + x.b + x.c + x.d + x.e + x.f + x.g + x.h, one);
-    x.sum_sq = sq;
+    x.a = x4(k);
+    x.b = x4(k + 4u);
+    x.c = x4(k + 8u);
+    x.d = x4(k + 12u);
+    x.e = x4(k + 16u);
+    x.f = x4(k + 20u);
+    x.g = x4(k + 24u);
+    x.h = x4(k + 28u);
+    x.sum = dot(x.a + x.b + x.c + x.d + x.e + x.f + x.g + x.h, vec4<f32>(1.0));
     return x;
 }
 
@@ -114,10 +81,9 @@ fn x32(k: u32) -> X32 {
 // lane of a vec4 accumulator. Each invocation strides along the rows 32 weights at a
 // time: it loads those 32 values of x once, then each row's `dot32` (the weight
 // type's dot product, straight-line word loads where the type has one). One reduction
-// then sums all four rows (and x² for the prologue) at once.
+// then sums all four rows at once.
 const ROWS_PER_GROUP: u32 = 4u;
 var<workgroup> partial: array<vec4<f32>, 64>;
-var<workgroup> partial_sq: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn matmul_decode(
@@ -129,10 +95,8 @@ fn matmul_decode(
     let stride = row_bytes(p.cols);
     let last = min(first + ROWS_PER_GROUP, p.rows);
     var acc = vec4<f32>();
-    var sum_sq = 0.0;
     for (var g = lid; g < p.cols / 32u; g += 64u) {
         let x = x32(32u * g);
-        sum_sq += x.sum_sq;
         if first < last {
             acc.x += dot32(first * stride, g, x);
         }
@@ -147,17 +111,15 @@ fn matmul_decode(
         }
     }
     partial[lid] = acc;
-    partial_sq[lid] = sum_sq;
     workgroupBarrier();
     for (var half = 32u; half > 0u; half /= 2u) {
         if lid < half {
             partial[lid] += partial[lid + half];
-            partial_sq[lid] += partial_sq[lid + half];
         }
         workgroupBarrier();
     }
     if first + lid < last {
-        store(0u, first + lid, partial[0][lid] * inv_rms(partial_sq[0]));
+        store(0u, first + lid, partial[0][lid]);
     }
 }
 
@@ -169,8 +131,6 @@ const CHUNK: u32 = 16u;
 // Both column-major, [CHUNK][TILE], so an invocation's 4 values of a column are 16 apart.
 var<workgroup> w_tile: array<f32, 1024>;
 var<workgroup> x_tile: array<f32, 1024>;
-// Per token of the tile: 1 / RMS of its row (the prologue), or 1.
-var<workgroup> tile_inv_rms: array<f32, 64>;
 
 @compute @workgroup_size(256)
 fn matmul_prefill(
@@ -184,24 +144,6 @@ fn matmul_prefill(
     let row0 = (tile % row_tiles) * TILE;
     let tok0 = (tile / row_tiles) * TILE;
     let stride = row_bytes(p.cols);
-
-    // The prologue's row norms: four invocations per token, each over a quarter of
-    // the row, combined in x_tile (not yet in use).
-    let own_tok = tok0 + lid / 4u;
-    var sum_sq = 0.0;
-    if p.norm == 1u && own_tok < tokens {
-        for (var k = lid % 4u; k < p.cols; k += 4u) {
-            let v = x_at(own_tok, k);
-            sum_sq += v * v;
-        }
-    }
-    x_tile[lid] = sum_sq;
-    workgroupBarrier();
-    if lid < TILE {
-        let s = x_tile[4u * lid] + x_tile[4u * lid + 1u] + x_tile[4u * lid + 2u] + x_tile[4u * lid + 3u];
-        tile_inv_rms[lid] = inv_rms(s);
-    }
-    workgroupBarrier();
 
     let my_row = lid % 16u;
     let my_tok = lid / 16u;
@@ -228,7 +170,7 @@ fn matmul_prefill(
             let k = i % CHUNK;
             var v = 0.0;
             if tok0 + t < tokens {
-                v = x_at(tok0 + t, c0 + k) * x_factor(c0 + k);
+                v = x_at(tok0 + t, c0 + k);
             }
             x_tile[k * TILE + t] = v;
         }
@@ -250,7 +192,7 @@ fn matmul_prefill(
         for (var i = 0u; i < 4u; i++) {
             let r = row0 + my_row + 16u * i;
             if r < p.rows && t < tokens {
-                store(t, r, tile_rows[i][j] * tile_inv_rms[my_tok + 16u * j]);
+                store(t, r, tile_rows[i][j]);
             }
         }
     }

@@ -45,14 +45,47 @@ fn as_stored(x: f32) -> f32 {
     return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
 }
 
-// Values e, e + 1 (e even) of kv head `kvh` of position j's key / value.
-fn key_pair(j: u32, kvh: u32, e: u32) -> vec2<f32> {
-    let i = kvh * p.head_dim + e;
+// Scale-free score of the query (in q_row) with position j's key, head kvh: the cache
+// read 8 values (4 words) at a time, independent loads a driver can overlap.
+fn key_dot(j: u32, kvh: u32) -> f32 {
+    var acc = 0.0;
     if j < step.past {
-        return unpack2x16float(k_cache[(cache_row(j) + i) / 2u]);
+        let base = (cache_row(j) + kvh * p.head_dim) / 2u;
+        for (var e = 0u; e < p.head_dim; e += 8u) {
+            let w = base + e / 2u;
+            let k = vec4<f32>(unpack2x16float(k_cache[w]), unpack2x16float(k_cache[w + 1u]));
+            let l = vec4<f32>(unpack2x16float(k_cache[w + 2u]), unpack2x16float(k_cache[w + 3u]));
+            acc += dot(q4(e), k) + dot(q4(e + 4u), l);
+        }
+    } else {
+        let base = (j - step.past) * p.k_stride + p.k_offset + kvh * p.head_dim;
+        for (var e = 0u; e < p.head_dim; e += 4u) {
+            let k = vec4<f32>(k[base + e], k[base + e + 1u], k[base + e + 2u], k[base + e + 3u]);
+            acc += dot(q4(e), as_stored4(k));
+        }
     }
-    let at = (j - step.past) * p.k_stride + p.k_offset + i;
-    return vec2<f32>(as_stored(k[at]), as_stored(k[at + 1u]));
+    return acc;
+}
+
+fn q4(e: u32) -> vec4<f32> {
+    return vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]);
+}
+
+fn as_stored4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(unpack2x16float(pack2x16float(x.xy)), unpack2x16float(pack2x16float(x.zw)));
+}
+
+// Values lid, lid + 64, lid + 128, lid + 192 of kv head kvh of position j's value row
+// (0 past the head's end).
+fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
+    var v = vec4<f32>();
+    for (var i = 0u; i < 4u; i++) {
+        let e = lid + BLOCK * i;
+        if e < p.head_dim {
+            v[i] = value_at(j, kvh, e);
+        }
+    }
+    return v;
 }
 
 fn value_at(j: u32, kvh: u32, e: u32) -> f32 {
@@ -99,18 +132,13 @@ fn attention(
 
     var m = LOWEST;
     var sum = 0.0;
-    // Output values lid, lid + 64, … of the head.
-    var acc: array<f32, 4>;
+    // Output values lid, lid + 64, lid + 128, lid + 192 of the head.
+    var acc = vec4<f32>();
     for (var j0 = first; j0 <= pos; j0 += BLOCK) {
         let j = j0 + lid;
         var score = LOWEST;
         if j <= pos {
-            var dot = 0.0;
-            for (var e = 0u; e < p.head_dim; e += 2u) {
-                let key = key_pair(j, kvh, e);
-                dot += q_row[e] * key.x + q_row[e + 1u] * key.y;
-            }
-            score = p.scale * dot;
+            score = p.scale * key_dot(j, kvh);
         }
         let m_new = max(m, workgroup_max(score, lid));
         var prob = 0.0;
@@ -121,24 +149,19 @@ fn attention(
         let rescale = exp(m - m_new);
         sum = sum * rescale + workgroup_sum(prob, lid);
         m = m_new;
+        acc *= rescale;
         let keys = min(BLOCK, pos + 1u - j0);
-        for (var i = 0u; i < 4u; i++) {
-            let e = lid + BLOCK * i;
-            if e < p.head_dim {
-                var a = acc[i] * rescale;
-                for (var jj = 0u; jj < keys; jj++) {
-                    a += block_probs[jj] * value_at(j0 + jj, kvh, e);
-                }
-                acc[i] = a;
-            }
+        for (var jj = 0u; jj < keys; jj++) {
+            acc += block_probs[jj] * values4(j0 + jj, kvh, lid);
         }
         workgroupBarrier();
     }
     let row = t * p.n_head * p.head_dim + h * p.head_dim;
+    let result = acc / sum;
     for (var i = 0u; i < 4u; i++) {
         let e = lid + BLOCK * i;
         if e < p.head_dim {
-            out[row + e] = acc[i] / sum;
+            out[row + e] = result[i];
         }
     }
 }

@@ -792,9 +792,9 @@ impl NodeLowering<'_> {
     }
 
     /// `linear` (and the canonical `matmul`, a linear of one weight and nothing
-    /// else): one matmul dispatch per run of same-typed weights (per part of its
-    /// buffer), the prologue folded in; then the epilogue dispatch, unless the
-    /// epilogue is only the residual add, which the matmul does as it stores.
+    /// else): the prologue's `rms_norm_mul` dispatch, then one matmul dispatch per run
+    /// of same-typed weights (per part of its buffer), then the epilogue dispatch,
+    /// unless the epilogue is only the residual add, which the matmul does as it stores.
     fn linear(
         &self,
         weights: &[Weight],
@@ -813,7 +813,10 @@ impl NodeLowering<'_> {
         let raw_len: usize = weights.iter().map(|w| w.rows).sum();
         let out = l.activation(label, max_rows(rows, l.options) * raw_len)?;
         let inline_residual = epilogue == [Epilogue::Residual];
-        let norm = prologue.map(|p| l.vectors(&[&p.weight])).transpose()?;
+        let x = match prologue {
+            Some(p) => self.prologue(p, x, l)?,
+            None => x,
+        };
         let residual = if inline_residual {
             Some(self.whole_input(1, l)?)
         } else {
@@ -834,8 +837,6 @@ impl NodeLowering<'_> {
                     x.offset,
                     x.stride,
                     u32::from(x.last_row),
-                    u32::from(norm.is_some()),
-                    f(prologue.map_or(0.0, |p| p.eps)),
                     u32::from(inline_residual),
                 ]);
                 let grid = Grid::Matmul {
@@ -845,7 +846,6 @@ impl NodeLowering<'_> {
                 let sources = vec![
                     Source::Buffer(part.buffer.clone()),
                     Source::Buffer(x.buffer.clone()),
-                    bound(&norm),
                     bound(&residual),
                     Source::Buffer(out.clone()),
                 ];
@@ -870,6 +870,30 @@ impl NodeLowering<'_> {
             len: len as u32,
             ..View::whole(out, rows, raw_len as u32)
         }))
+    }
+
+    /// A linear's norm prologue over its input `x`: the normalised rows, whole.
+    fn prologue(&self, p: &NormPrologue, x: View, l: &mut Loader) -> Result<View, GpuError> {
+        let label = format!("{} prologue", self.label());
+        let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
+        let len = x.len;
+        let src = l.whole(&label, x)?;
+        let weight = l.vectors(&[&p.weight])?;
+        let normed = l.activation(&label, max_rows(rows, l.options) * len as usize)?;
+        l.dispatch(
+            &label,
+            Module::RmsNorm,
+            "rms_norm_mul",
+            Params::new(&[len, 1, rows.param(), f(p.eps), 0]),
+            Grid::Groups { per_row: 1, rows },
+            vec![
+                Source::Buffer(src.clone()),
+                Source::Buffer(weight),
+                Source::Buffer(src),
+                Source::Buffer(normed.clone()),
+            ],
+        )?;
+        Ok(View::whole(normed, rows, len))
     }
 
     fn epilogue(
@@ -947,9 +971,9 @@ impl NodeLowering<'_> {
         else {
             unreachable!("called for attention nodes")
         };
-        if head_dim % 2 != 0 || head_dim > 256 || n_head % n_head_kv != 0 {
+        if head_dim % 8 != 0 || head_dim > 256 || n_head % n_head_kv != 0 {
             return Err(self.unsupported(
-                "the GPU attention takes even head sizes up to 256 and whole groups of query heads",
+                "the GPU attention takes head sizes of multiples of 8 up to 256 and whole groups of query heads",
             ));
         }
         let (q, k, v) = (self.input(0)?, self.input(1)?, self.input(2)?);

@@ -98,8 +98,8 @@ impl Module {
     pub fn storage(self) -> &'static [Access] {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
-            // weights, x, norm weight, residual, out
-            Module::Matmul(_) => &[Read, Read, Read, Read, ReadWrite],
+            // weights, x, residual, out
+            Module::Matmul(_) => &[Read, Read, Read, ReadWrite],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention => &[Read, Read, ReadWrite],
             // x, weight, residual, out
