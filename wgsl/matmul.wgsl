@@ -28,6 +28,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// x again, four values a load (views start and stride at multiples of 32 values).
+@group(0) @binding(6) var<storage, read> x_vec4: array<vec4<f32>>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
@@ -59,20 +61,19 @@ struct X32 {
     sum: f32,
 }
 
-fn x4(k: u32) -> vec4<f32> {
-    return vec4<f32>(x_at(0u, k), x_at(0u, k + 1u), x_at(0u, k + 2u), x_at(0u, k + 3u));
-}
-
+// Values k .. k + 32 of x's (one) row.
 fn x32(k: u32) -> X32 {
+    let row = select(0u, step.tokens - 1u, p.x_last_row == 1u);
+    let at = (row * p.x_stride + p.x_offset + k) / 4u;
     var x: X32;
-    x.a = x4(k);
-    x.b = x4(k + 4u);
-    x.c = x4(k + 8u);
-    x.d = x4(k + 12u);
-    x.e = x4(k + 16u);
-    x.f = x4(k + 20u);
-    x.g = x4(k + 24u);
-    x.h = x4(k + 28u);
+    x.a = x_vec4[at];
+    x.b = x_vec4[at + 1u];
+    x.c = x_vec4[at + 2u];
+    x.d = x_vec4[at + 3u];
+    x.e = x_vec4[at + 4u];
+    x.f = x_vec4[at + 5u];
+    x.g = x_vec4[at + 6u];
+    x.h = x_vec4[at + 7u];
     x.sum = dot(x.a + x.b + x.c + x.d + x.e + x.f + x.g + x.h, vec4<f32>(1.0));
     return x;
 }
@@ -97,18 +98,12 @@ fn matmul_decode(
     var acc = vec4<f32>();
     for (var g = lid; g < p.cols / 32u; g += 64u) {
         let x = x32(32u * g);
-        if first < last {
-            acc.x += dot32(first * stride, g, x);
-        }
-        if first + 1u < last {
-            acc.y += dot32((first + 1u) * stride, g, x);
-        }
-        if first + 2u < last {
-            acc.z += dot32((first + 2u) * stride, g, x);
-        }
-        if first + 3u < last {
-            acc.w += dot32((first + 3u) * stride, g, x);
-        }
+        // Rows past the last repeat it (their sums are never stored): no branches, so
+        // all four rows' loads can be in flight together.
+        acc.x += dot32(min(first, p.rows - 1u) * stride, g, x);
+        acc.y += dot32(min(first + 1u, p.rows - 1u) * stride, g, x);
+        acc.z += dot32(min(first + 2u, p.rows - 1u) * stride, g, x);
+        acc.w += dot32(min(first + 3u, p.rows - 1u) * stride, g, x);
     }
     partial[lid] = acc;
     workgroupBarrier();

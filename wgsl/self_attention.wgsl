@@ -40,28 +40,33 @@ fn cache_row(j: u32) -> u32 {
     return select(j, j % p.ring, p.ring != 0u) * kv_row_len();
 }
 
-// A value rounded to f16 and back, as the cache stores it.
-fn as_stored(x: f32) -> f32 {
-    return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
+// Values rounded to f16 and back, as the cache stores them.
+fn as_stored4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(unpack2x16float(pack2x16float(x.xy)), unpack2x16float(pack2x16float(x.zw)));
 }
 
-// Scale-free score of the query (in q_row) with position j's key, head kvh: the cache
-// read 8 values (4 words) at a time, independent loads a driver can overlap.
+// Scale-free score of the query (in q_row) with position j's key, head kvh, 16 values
+// at a time in straight-line code, so that their loads are in flight together.
 fn key_dot(j: u32, kvh: u32) -> f32 {
     var acc = 0.0;
     if j < step.past {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-        for (var e = 0u; e < p.head_dim; e += 8u) {
+        for (var e = 0u; e < p.head_dim; e += 16u) {
             let w = base + e / 2u;
-            let k = vec4<f32>(unpack2x16float(k_cache[w]), unpack2x16float(k_cache[w + 1u]));
-            let l = vec4<f32>(unpack2x16float(k_cache[w + 2u]), unpack2x16float(k_cache[w + 3u]));
-            acc += dot(q4(e), k) + dot(q4(e + 4u), l);
+            let a = vec4<f32>(unpack2x16float(k_cache[w]), unpack2x16float(k_cache[w + 1u]));
+            let b = vec4<f32>(unpack2x16float(k_cache[w + 2u]), unpack2x16float(k_cache[w + 3u]));
+            let c = vec4<f32>(unpack2x16float(k_cache[w + 4u]), unpack2x16float(k_cache[w + 5u]));
+            let d = vec4<f32>(unpack2x16float(k_cache[w + 6u]), unpack2x16float(k_cache[w + 7u]));
+            acc += dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
         }
     } else {
         let base = (j - step.past) * p.k_stride + p.k_offset + kvh * p.head_dim;
-        for (var e = 0u; e < p.head_dim; e += 4u) {
-            let k = vec4<f32>(k[base + e], k[base + e + 1u], k[base + e + 2u], k[base + e + 3u]);
-            acc += dot(q4(e), as_stored4(k));
+        for (var e = 0u; e < p.head_dim; e += 16u) {
+            let a = as_stored4(input4(base + e));
+            let b = as_stored4(input4(base + e + 4u));
+            let c = as_stored4(input4(base + e + 8u));
+            let d = as_stored4(input4(base + e + 12u));
+            acc += dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
         }
     }
     return acc;
@@ -71,30 +76,35 @@ fn q4(e: u32) -> vec4<f32> {
     return vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]);
 }
 
-fn as_stored4(x: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(unpack2x16float(pack2x16float(x.xy)), unpack2x16float(pack2x16float(x.zw)));
+fn input4(at: u32) -> vec4<f32> {
+    return vec4<f32>(k[at], k[at + 1u], k[at + 2u], k[at + 3u]);
 }
 
-// Values lid, lid + 64, lid + 128, lid + 192 of kv head kvh of position j's value row
-// (0 past the head's end).
+// An invocation's share of a value row: value pairs (words) lid and lid + 64 of kv
+// head kvh, as (2·lid, 2·lid + 1, 2·lid + 128, 2·lid + 129); 0 past the head's end.
 fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
-    var v = vec4<f32>();
-    for (var i = 0u; i < 4u; i++) {
-        let e = lid + BLOCK * i;
-        if e < p.head_dim {
-            v[i] = value_at(j, kvh, e);
-        }
-    }
-    return v;
-}
-
-fn value_at(j: u32, kvh: u32, e: u32) -> f32 {
-    let i = kvh * p.head_dim + e;
+    let pairs = p.head_dim / 2u;
+    var first = vec2<f32>();
+    var second = vec2<f32>();
     if j < step.past {
-        let pair = unpack2x16float(v_cache[(cache_row(j) + i) / 2u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
+        let base = (cache_row(j) + kvh * p.head_dim) / 2u;
+        if lid < pairs {
+            first = unpack2x16float(v_cache[base + lid]);
+        }
+        if lid + BLOCK < pairs {
+            second = unpack2x16float(v_cache[base + lid + BLOCK]);
+        }
+    } else {
+        let base = (j - step.past) * p.v_stride + p.v_offset + kvh * p.head_dim;
+        if lid < pairs {
+            first = vec2<f32>(v[base + 2u * lid], v[base + 2u * lid + 1u]);
+        }
+        if lid + BLOCK < pairs {
+            second = vec2<f32>(v[base + 2u * (lid + BLOCK)], v[base + 2u * (lid + BLOCK) + 1u]);
+        }
+        return as_stored4(vec4<f32>(first, second));
     }
-    return as_stored(v[(j - step.past) * p.v_stride + p.v_offset + i]);
+    return vec4<f32>(first, second);
 }
 
 // Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
@@ -132,7 +142,6 @@ fn attention(
 
     var m = LOWEST;
     var sum = 0.0;
-    // Output values lid, lid + 64, lid + 128, lid + 192 of the head.
     var acc = vec4<f32>();
     for (var j0 = first; j0 <= pos; j0 += BLOCK) {
         let j = j0 + lid;
@@ -150,19 +159,32 @@ fn attention(
         sum = sum * rescale + workgroup_sum(prob, lid);
         m = m_new;
         acc *= rescale;
+        // Four keys at a time: their value loads in flight together.
         let keys = min(BLOCK, pos + 1u - j0);
-        for (var jj = 0u; jj < keys; jj++) {
+        var jj = 0u;
+        for (; jj + 4u <= keys; jj += 4u) {
+            let v0 = values4(j0 + jj, kvh, lid);
+            let v1 = values4(j0 + jj + 1u, kvh, lid);
+            let v2 = values4(j0 + jj + 2u, kvh, lid);
+            let v3 = values4(j0 + jj + 3u, kvh, lid);
+            acc += block_probs[jj] * v0 + block_probs[jj + 1u] * v1 + block_probs[jj + 2u] * v2
+                + block_probs[jj + 3u] * v3;
+        }
+        for (; jj < keys; jj++) {
             acc += block_probs[jj] * values4(j0 + jj, kvh, lid);
         }
         workgroupBarrier();
     }
+    // acc holds values 2·lid, 2·lid + 1, 2·lid + 128, 2·lid + 129 of the head.
     let row = t * p.n_head * p.head_dim + h * p.head_dim;
     let result = acc / sum;
-    for (var i = 0u; i < 4u; i++) {
-        let e = lid + BLOCK * i;
-        if e < p.head_dim {
-            out[row + e] = result[i];
-        }
+    if 2u * lid < p.head_dim {
+        out[row + 2u * lid] = result.x;
+        out[row + 2u * lid + 1u] = result.y;
+    }
+    if 2u * (lid + BLOCK) < p.head_dim {
+        out[row + 2u * (lid + BLOCK)] = result.z;
+        out[row + 2u * (lid + BLOCK) + 1u] = result.w;
     }
 }
 

@@ -352,7 +352,7 @@ impl ModulePipelines {
                                 module: &shader,
                                 entry_point: Some(entry),
                                 compilation_options: wgpu::PipelineCompilationOptions {
-                                    constants: module.constants(),
+                                    constants: &[],
                                     zero_initialize_workgroup_memory: false,
                                 },
                                 cache: None,
@@ -815,6 +815,12 @@ impl NodeLowering<'_> {
         let inline_residual = epilogue == [Epilogue::Residual];
         let x = match prologue {
             Some(p) => self.prologue(p, x, l)?,
+            // The decode kernel reads x four values a load.
+            None if x.offset % 4 != 0 || x.stride % 4 != 0 => {
+                let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
+                let len = x.len;
+                View::whole(l.whole(&format!("{label} (x)"), x)?, rows, len)
+            }
             None => x,
         };
         let residual = if inline_residual {
@@ -848,6 +854,7 @@ impl NodeLowering<'_> {
                     Source::Buffer(x.buffer.clone()),
                     bound(&residual),
                     Source::Buffer(out.clone()),
+                    Source::Buffer(x.buffer.clone()),
                 ];
                 l.dispatch(
                     label,
@@ -971,9 +978,9 @@ impl NodeLowering<'_> {
         else {
             unreachable!("called for attention nodes")
         };
-        if head_dim % 8 != 0 || head_dim > 256 || n_head % n_head_kv != 0 {
+        if head_dim % 16 != 0 || head_dim > 256 || n_head % n_head_kv != 0 {
             return Err(self.unsupported(
-                "the GPU attention takes head sizes of multiples of 8 up to 256 and whole groups of query heads",
+                "the GPU attention takes head sizes of multiples of 16 up to 256 and whole groups of query heads",
             ));
         }
         let (q, k, v) = (self.input(0)?, self.input(1)?, self.input(2)?);

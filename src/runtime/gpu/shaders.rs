@@ -98,8 +98,8 @@ impl Module {
     pub fn storage(self) -> &'static [Access] {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
-            // weights, x, residual, out
-            Module::Matmul(_) => &[Read, Read, Read, ReadWrite],
+            // weights, x, residual, out, x as vec4
+            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention => &[Read, Read, ReadWrite],
             // x, weight, residual, out
@@ -107,13 +107,6 @@ impl Module {
             // q, k, v, k cache, v cache, out
             Module::SelfAttention => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             Module::Rope | Module::KvCache | Module::Argmax => &[Read, ReadWrite],
-        }
-    }
-
-    /// Override values the executor sets (the sources' defaults are the same).
-    pub fn constants(self) -> &'static [(&'static str, f64)] {
-        match self {
-            _ => &[],
         }
     }
 

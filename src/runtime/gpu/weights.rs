@@ -80,9 +80,9 @@ pub fn split_rows(rows: usize, row_bytes: usize, max_binding: u64) -> Result<Vec
     Ok(parts)
 }
 
-/// Buffer sizes are multiples of 4.
+/// Buffer sizes are multiples of 16 (whole vec4s, however a kernel reads them).
 pub fn padded(bytes: usize) -> u64 {
-    (bytes.max(4) as u64).next_multiple_of(4)
+    (bytes.max(16) as u64).next_multiple_of(16)
 }
 
 /// How rows are stored: in the file, and on the device (blocks padded to words).
