@@ -30,14 +30,16 @@ fn item_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return workgroup_index(wid, nwg) * ITEMS_PER_GROUP + lid;
 }
 
-// Workgroup reductions for the 64-invocation kernels (norms, softmax, mat-vec).
+// Workgroup reductions: `workgroup_sum` and `workgroup_max` for the 64-invocation
+// kernels (norms, softmax, attention), `workgroup_sum_of` for any power-of-two width
+// up to 256.
 const REDUCE_WIDTH: u32 = 64u;
-var<workgroup> reduce_scratch: array<f32, REDUCE_WIDTH>;
+var<workgroup> reduce_scratch: array<f32, 256>;
 
-fn workgroup_sum(value: f32, lid: u32) -> f32 {
+fn workgroup_sum_of(value: f32, lid: u32, width: u32) -> f32 {
     reduce_scratch[lid] = value;
     workgroupBarrier();
-    for (var stride = REDUCE_WIDTH / 2u; stride > 0u; stride = stride / 2u) {
+    for (var stride = width / 2u; stride > 0u; stride = stride / 2u) {
         if lid < stride {
             reduce_scratch[lid] = reduce_scratch[lid] + reduce_scratch[lid + stride];
         }
@@ -46,6 +48,10 @@ fn workgroup_sum(value: f32, lid: u32) -> f32 {
     let total = reduce_scratch[0];
     workgroupBarrier();
     return total;
+}
+
+fn workgroup_sum(value: f32, lid: u32) -> f32 {
+    return workgroup_sum_of(value, lid, REDUCE_WIDTH);
 }
 
 fn workgroup_max(value: f32, lid: u32) -> f32 {

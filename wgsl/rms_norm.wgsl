@@ -1,8 +1,11 @@
 // RMS normalisation of every `group` consecutive values: x / sqrt(mean(x²) + eps);
 // `rms_norm_mul` (the fused node, and a linear's prologue) then multiplies by the norm
-// weight and, when `residual` is 1, adds the residual. One workgroup of 64 per group;
-// each invocation takes 16 values at a time in straight-line code, so their loads are
-// in flight together (a loop's would wait on each other).
+// weight and, when `residual` is 1, adds the residual. One workgroup of 256 per group
+// (a decode step's prologue is one group, so one workgroup reads the whole row); each
+// invocation takes 16 values at a time in straight-line code, so their loads are in
+// flight together (a loop's would wait on each other).
+
+const NORM_WIDTH: u32 = 256u;
 
 struct Params {
     group: u32,
@@ -28,17 +31,17 @@ fn group_inv_rms(g: u32, lid: u32) -> f32 {
     let start = g * p.group;
     let whole = p.group / 16u * 16u;
     var sum_sq = 0.0;
-    for (var i = 16u * lid; i < whole; i += 16u * REDUCE_WIDTH) {
+    for (var i = 16u * lid; i < whole; i += 16u * NORM_WIDTH) {
         let a = x4(start + i);
         let b = x4(start + i + 4u);
         let c = x4(start + i + 8u);
         let d = x4(start + i + 12u);
         sum_sq += dot(a, a) + dot(b, b) + dot(c, c) + dot(d, d);
     }
-    for (var i = whole + lid; i < p.group; i += REDUCE_WIDTH) {
+    for (var i = whole + lid; i < p.group; i += NORM_WIDTH) {
         sum_sq += x[start + i] * x[start + i];
     }
-    let mean_sq = workgroup_sum(sum_sq, lid) / f32(p.group);
+    let mean_sq = workgroup_sum_of(sum_sq, lid, NORM_WIDTH) / f32(p.group);
     return 1.0 / sqrt(mean_sq + p.eps);
 }
 
@@ -79,7 +82,7 @@ fn normalise(g: u32, lid: u32, fused: bool) {
     let inv = group_inv_rms(g, lid);
     let start = g * p.group;
     let whole = p.group / 16u * 16u;
-    for (var i = 16u * lid; i < whole; i += 16u * REDUCE_WIDTH) {
+    for (var i = 16u * lid; i < whole; i += 16u * NORM_WIDTH) {
         let a = normed4(g, i, inv, fused);
         let b = normed4(g, i + 4u, inv, fused);
         let c = normed4(g, i + 8u, inv, fused);
@@ -89,12 +92,12 @@ fn normalise(g: u32, lid: u32, fused: bool) {
         write4(start + i + 8u, c);
         write4(start + i + 12u, d);
     }
-    for (var i = whole + lid; i < p.group; i += REDUCE_WIDTH) {
+    for (var i = whole + lid; i < p.group; i += NORM_WIDTH) {
         out[start + i] = normed(g, i, inv, fused);
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn rms_norm(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -106,7 +109,7 @@ fn rms_norm(
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn rms_norm_mul(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

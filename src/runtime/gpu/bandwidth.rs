@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use super::executor::{grid_2d, ModulePipelines};
+use super::shaders::Module;
 use super::{GpuContext, GpuError};
 
 /// The largest copy measured on a hardware GPU, and on a software one (lavapipe,
@@ -16,7 +18,7 @@ const REPETITIONS: usize = 5;
 
 /// How the figure is defined, for reports.
 pub const COPY_DEFINITION: &str =
-    "bytes copied ÷ time, buffer to buffer on the device; each byte is read once and written once";
+    "bytes copied ÷ time, by a compute kernel on the device (16 bytes an invocation); each byte is read once and written once";
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct CopyBandwidth {
@@ -28,16 +30,21 @@ pub struct CopyBandwidth {
 }
 
 /// Copies a buffer of up to 256 MiB (64 MiB on a software adapter, never more than the
-/// device's largest buffer) back and forth; the time of one copy is the difference
-/// between a submit of `COPIES + 1` copies and a submit of one, divided by `COPIES`.
+/// device's largest buffer) back and forth with the copy kernel; the time of one copy
+/// is the difference between a submit of `COPIES + 1` copies and a submit of one,
+/// divided by `COPIES`.
 pub fn copy_bandwidth(context: &GpuContext) -> Result<CopyBandwidth, GpuError> {
     let cap = if context.is_software() {
         SOFTWARE_BYTES
     } else {
         HARDWARE_BYTES
     };
-    let bytes = cap.min(context.limits().max_buffer_size) / wgpu::COPY_BUFFER_ALIGNMENT
-        * wgpu::COPY_BUFFER_ALIGNMENT;
+    let limits = context.limits();
+    let bytes = cap
+        .min(limits.max_buffer_size)
+        .min(limits.max_storage_buffer_binding_size)
+        / 16
+        * 16;
     let device = &context.device;
     let buffers = context
         .scoped(wgpu::ErrorFilter::OutOfMemory, || {
@@ -45,7 +52,7 @@ pub fn copy_bandwidth(context: &GpuContext) -> Result<CopyBandwidth, GpuError> {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("copy bandwidth"),
                     size: bytes,
-                    usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 })
             })
@@ -54,19 +61,55 @@ pub fn copy_bandwidth(context: &GpuContext) -> Result<CopyBandwidth, GpuError> {
             needed: 2 * bytes,
             offered: format!("for the copy bandwidth test ({reason})"),
         })?;
+    let pipelines = ModulePipelines::build(context, Module::Copy)?;
+    let small = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("copy bandwidth"),
+            size: 16,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let (step, params) = (
+        small(wgpu::BufferUsages::STORAGE),
+        small(wgpu::BufferUsages::UNIFORM),
+    );
+    // Back and forth, so that each copy waits for the one before.
+    let bind_groups = [0, 1].map(|i| {
+        let entries: Vec<wgpu::BindGroupEntry> = [&step, &params, &buffers[i], &buffers[1 - i]]
+            .iter()
+            .enumerate()
+            .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                binding: binding as u32,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("copy bandwidth"),
+            layout: &pipelines.layout,
+            entries: &entries,
+        })
+    });
+    let (x, y) = grid_2d(
+        (bytes / 16).div_ceil(256) as u32,
+        limits.max_compute_workgroups_per_dimension,
+    );
     let run = |copies: u32| -> Result<f64, GpuError> {
         let mut encoder = device.create_command_encoder(&Default::default());
-        for i in 0..copies as usize {
-            // Back and forth, so that each copy waits for the one before.
-            let (from, to) = (&buffers[i % 2], &buffers[1 - i % 2]);
-            encoder.copy_buffer_to_buffer(from, 0, to, 0, bytes);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipelines.by_entry["copy"]);
+            for i in 0..copies as usize {
+                pass.set_bind_group(0, &bind_groups[i % 2], &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
         }
         let start = Instant::now();
         context.queue.submit([encoder.finish()]);
         context.wait()?;
         Ok(start.elapsed().as_secs_f64())
     };
-    // The first submit also zeroes the new buffers.
+    // The first submit also warms the pipeline and touches the new buffers.
     run(COPIES + 1)?;
     let mut rates = Vec::with_capacity(REPETITIONS);
     for _ in 0..REPETITIONS {

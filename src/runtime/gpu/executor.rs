@@ -128,7 +128,7 @@ impl Dispatch {
 }
 
 /// Lays `n` workgroups out on a grid no wider than the device allows.
-fn grid_2d(n: u32, max_dim: u32) -> (u32, u32) {
+pub(super) fn grid_2d(n: u32, max_dim: u32) -> (u32, u32) {
     if n <= max_dim {
         (n.max(1), 1)
     } else {

@@ -297,7 +297,7 @@ impl<'a> Loader<'a> {
 }
 
 impl ModulePipelines {
-    fn build(context: &GpuContext, module: Module) -> Result<ModulePipelines, GpuError> {
+    pub(super) fn build(context: &GpuContext, module: Module) -> Result<ModulePipelines, GpuError> {
         let device = &context.device;
         let rejected = |reason: String| GpuError::ShaderRejected {
             module: module.name(),

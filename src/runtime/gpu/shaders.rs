@@ -29,6 +29,8 @@ pub enum Module {
     Attention,
     SelfAttention,
     Argmax,
+    /// The bandwidth probe of `rustorch-exec bench`.
+    Copy,
 }
 
 /// How a kernel sees a storage buffer.
@@ -55,6 +57,7 @@ impl Module {
             Module::SelfAttention,
             Module::Epilogue,
             Module::Argmax,
+            Module::Copy,
         ];
         for ty in GgmlType::ALL {
             all.push(Module::Embed(ty));
@@ -75,6 +78,7 @@ impl Module {
             Module::Attention => "attention".into(),
             Module::SelfAttention => "self_attention".into(),
             Module::Argmax => "argmax".into(),
+            Module::Copy => "copy".into(),
         }
     }
 
@@ -90,6 +94,7 @@ impl Module {
             Module::Attention => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
             Module::SelfAttention => &["attention", "cache_store"],
             Module::Argmax => &["argmax"],
+            Module::Copy => &["copy"],
         }
     }
 
@@ -106,7 +111,7 @@ impl Module {
             Module::RmsNorm => &[Read, Read, Read, ReadWrite],
             // q, k, v, k cache, v cache, out
             Module::SelfAttention => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Module::Rope | Module::KvCache | Module::Argmax => &[Read, ReadWrite],
+            Module::Rope | Module::KvCache | Module::Argmax | Module::Copy => &[Read, ReadWrite],
         }
     }
 
@@ -128,6 +133,7 @@ impl Module {
             Module::Attention => vec![PRELUDE, wgsl!("attention.wgsl")],
             Module::SelfAttention => vec![PRELUDE, wgsl!("self_attention.wgsl")],
             Module::Argmax => vec![PRELUDE, wgsl!("argmax.wgsl")],
+            Module::Copy => vec![PRELUDE, wgsl!("copy.wgsl")],
         };
         parts.join("\n")
     }
