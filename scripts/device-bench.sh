@@ -30,7 +30,8 @@ for m in ["tinyllama", "mistral"]:
     except Exception as e:
         print(m, "bench missing:", e)
         continue
-    r, g = b["report"], b["gpu"]
+    r = b["report"]
+    g = r["gpu"]
     s = lambda x: f"{x['median']:.1f} ({x['min']:.1f} .. {x['max']:.1f})"
     print(f"| {m} | {s(r['pp_tok_s'])} | {s(r['tg_tok_s'])} | {b['load_ms']:.0f} | {g['dispatches_per_token']} "
           f"| {g['weight_bytes_per_token'] / 1e6:.1f} | {g['copy']['gb_s']:.0f} | {100 * g['tg_bandwidth_fraction']:.1f}% |")
