@@ -13,13 +13,31 @@ use rustorch::runtime::{argmax, KvCache, KvType, Model};
 const CONTEXT: usize = 32;
 const GREEDY_STEPS: usize = 3;
 
+/// The graphs a model runs: the compiler's fused ones (what sessions run), and the
+/// canonical ones (one kernel per op).
+#[derive(Debug, Clone, Copy)]
+enum Graphs {
+    Fused,
+    Canonical,
+}
+
 fn compare(file: &str, prompt: &[u32]) {
+    for graphs in [Graphs::Fused, Graphs::Canonical] {
+        compare_graphs(file, prompt, graphs);
+    }
+}
+
+fn compare_graphs(file: &str, prompt: &[u32], graphs: Graphs) {
     let Some(path) = common::real_model(file) else {
         return;
     };
     let Some(context) = gpu() else { return };
-    // The GPU executor runs the canonical graph; its fused kernels are yet to come.
-    let model = Model::load_unfused(&path).unwrap();
+    let model = match graphs {
+        Graphs::Fused => Model::load(&path),
+        Graphs::Canonical => Model::load_unfused(&path),
+    }
+    .unwrap();
+    let file = &format!("{file} ({graphs:?})");
     let options = GpuOptions {
         max_tokens: prompt.len(),
         context: CONTEXT,
@@ -117,4 +135,24 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
     let mut on_gpu = model.gpu_session(context, Some(CONTEXT)).unwrap();
     let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
     assert_eq!(run(&mut on_gpu), run(&mut on_cpu));
+}
+
+/// A GPU session's last-row logits (one row read back) are the CPU session's.
+#[test]
+fn smollm2_last_row_logits_on_the_gpu_match_the_cpu() {
+    let Some(path) = common::real_model(common::SMOLLM2) else {
+        return;
+    };
+    let Some(context) = gpu() else { return };
+    let model = Model::load(&path).unwrap();
+    let prompt = [504, 3575, 282, 4649, 314];
+    let mut on_gpu = model.gpu_session(context, Some(CONTEXT)).unwrap();
+    let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
+    let (got, want) = (
+        on_gpu.logits_last(&prompt).unwrap(),
+        on_cpu.logits_last(&prompt).unwrap(),
+    );
+    assert_eq!(got.len(), model.config.n_vocab);
+    let err = relative_l2(&got, &want);
+    assert!(err < 1e-3, "relative L2 {err:e}");
 }

@@ -9,7 +9,7 @@ use super::{argmax, KvCache, KvType};
 use crate::compiler::plan::fused_graph;
 use crate::compiler::{Plan, PlanError};
 use crate::gguf::{GgufError, GgufFile};
-use crate::graph::{Graph, LogitRows};
+use crate::graph::{Dim, Graph, LogitRows};
 use crate::model::{ConfigError, ModelConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,15 +112,19 @@ impl Model {
     }
 
     /// A session on a GPU with an f16 cache of `context` positions: the fused graph
-    /// (every row's logits), in steps of at most [`GPU_STEP_TOKENS`] tokens.
+    /// (every row's logits), in steps of at most [`GPU_STEP_TOKENS`] tokens, fewer where
+    /// a step's largest activation would not fit one storage binding of the device
+    /// (Gemma 3's 262,144 logits a token on lavapipe's 128 MiB).
     pub fn gpu_session<'m>(
         &'m self,
         gpu: &'m GpuContext,
         context: Option<usize>,
     ) -> Result<Session<'m>, GpuError> {
         let capacity = context.unwrap_or(self.config.context_length);
+        let row_bytes = largest_token_row(&self.graph_all, capacity) as u64;
+        let fitting = gpu.limits().max_storage_buffer_binding_size / row_bytes.max(1);
         let options = GpuOptions {
-            max_tokens: GPU_STEP_TOKENS.min(capacity),
+            max_tokens: GPU_STEP_TOKENS.min(capacity).min(fitting.max(1) as usize),
             context: capacity,
         };
         let executor = GpuExecutor::new(&self.graph_all, &self.gguf, gpu, options)?;
@@ -131,6 +135,7 @@ impl Model {
                 executor,
                 kv,
                 capacity,
+                step: options.max_tokens,
             },
             past: 0,
         })
@@ -158,7 +163,32 @@ enum Engine<'m> {
         executor: GpuExecutor<'m>,
         kv: GpuKvCache,
         capacity: usize,
+        /// Most tokens a step runs.
+        step: usize,
     },
+}
+
+/// Bytes of the graph's largest activation per token of a step (with `capacity`
+/// positions where a dim is the context).
+fn largest_token_row(graph: &Graph, capacity: usize) -> usize {
+    graph
+        .schedule()
+        .into_iter()
+        .map(|id| &graph.node(id).ty.shape)
+        .filter(|shape| shape.contains(&Dim::Tokens))
+        .map(|shape| {
+            let per_token: usize = shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n,
+                    Dim::Tokens => 1,
+                    Dim::Context => capacity,
+                })
+                .product();
+            per_token * 4
+        })
+        .max()
+        .unwrap_or(4)
 }
 
 fn gpu_failure(e: GpuError) -> RunError {
@@ -227,10 +257,12 @@ impl<'m> Session<'m> {
     pub fn logits_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
         let logits = match &mut self.engine {
             Engine::Cpu { all, kv, .. } => all.run(tokens, self.past, kv)?,
-            Engine::Gpu { executor, kv, .. } => {
+            Engine::Gpu {
+                executor, kv, step, ..
+            } => {
                 let mut logits = Vec::new();
                 let mut past = self.past;
-                for chunk in tokens.chunks(GPU_STEP_TOKENS) {
+                for chunk in tokens.chunks(*step) {
                     logits.extend(executor.run(chunk, past, kv).map_err(gpu_failure)?);
                     past += chunk.len();
                 }
@@ -244,13 +276,16 @@ impl<'m> Session<'m> {
     /// Runs `tokens` and returns the index of the last one's largest logit; a GPU takes
     /// the argmax on the device and reads back 4 bytes.
     pub fn argmax_last(&mut self, tokens: &[u32]) -> Result<u32, RunError> {
-        let Engine::Gpu { executor, kv, .. } = &mut self.engine else {
+        let Engine::Gpu {
+            executor, kv, step, ..
+        } = &mut self.engine
+        else {
             let logits = self.logits_last(tokens)?;
             return Ok(argmax(&logits) as u32);
         };
         let mut best = 0;
         let mut past = self.past;
-        for chunk in tokens.chunks(GPU_STEP_TOKENS) {
+        for chunk in tokens.chunks(*step) {
             best = executor.run_argmax(chunk, past, kv).map_err(gpu_failure)?;
             past += chunk.len();
         }
@@ -262,15 +297,18 @@ impl<'m> Session<'m> {
     pub fn logits_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
         let logits = match &mut self.engine {
             Engine::Cpu { last, kv, .. } => last.run(tokens, self.past, kv)?,
-            Engine::Gpu { executor, kv, .. } => {
+            Engine::Gpu {
+                executor, kv, step, ..
+            } => {
                 let mut logits = Vec::new();
                 let mut past = self.past;
-                for chunk in tokens.chunks(GPU_STEP_TOKENS) {
-                    logits = executor.run(chunk, past, kv).map_err(gpu_failure)?;
+                for chunk in tokens.chunks(*step) {
+                    logits = executor
+                        .run_last_row(chunk, past, kv)
+                        .map_err(gpu_failure)?;
                     past += chunk.len();
                 }
-                let n_vocab = self.model.config.n_vocab;
-                logits.split_off(logits.len() - n_vocab)
+                logits
             }
         };
         self.past += tokens.len();

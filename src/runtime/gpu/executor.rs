@@ -446,6 +446,27 @@ impl<'a> GpuExecutor<'a> {
         Ok(bytemuck::cast_slice(&data).to_vec())
     }
 
+    /// Runs one step like [`Self::run`] and returns only the output's last row (sampling
+    /// after a long prompt reads back one row of logits, not one per token).
+    pub fn run_last_row(
+        &self,
+        tokens: &[u32],
+        past: usize,
+        kv: &mut GpuKvCache,
+    ) -> Result<Vec<f32>, GpuError> {
+        let mut encoder = self.record(tokens, past, kv, None)?;
+        let step = Step {
+            past,
+            tokens: tokens.len(),
+        };
+        let all = (self.output_type.elements(step) * 4) as u64;
+        let row = (self.output_type.row_len().unwrap_or(1) * 4) as u64;
+        encoder.copy_buffer_to_buffer(&self.output, all - row, &self.readback, 0, row);
+        self.context.queue.submit([encoder.finish()]);
+        let data = self.read(&self.readback, row)?;
+        Ok(bytemuck::cast_slice(&data).to_vec())
+    }
+
     /// Runs one step like [`Self::run`] and returns the index of the largest value of
     /// the output's last row (greedy decoding: 4 bytes come back).
     pub fn run_argmax(
