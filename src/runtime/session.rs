@@ -173,7 +173,6 @@ enum Engine<'m> {
 fn largest_token_row(graph: &Graph, capacity: usize) -> usize {
     graph
         .schedule()
-        .into_iter()
         .map(|id| &graph.node(id).ty.shape)
         .filter(|shape| shape.contains(&Dim::Tokens))
         .map(|shape| {
