@@ -19,6 +19,9 @@ fn check(model_file: &str, model_dir: &str) {
     let model = Model::load(&path).unwrap();
     let n_vocab = model.config.n_vocab;
     let read = |file: &str| common::reference(model_dir, file);
+    // Every case runs and reports its worst position before the test fails, so that
+    // one run shows the whole picture.
+    let mut failures = Vec::new();
     for case in read("logits.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
         let mut on_gpu = model.gpu_session(context, Some(2048)).unwrap();
@@ -27,19 +30,23 @@ fn check(model_file: &str, model_dir: &str) {
             on_gpu.logits_all(&prompt).unwrap(),
             on_cpu.logits_all(&prompt).unwrap(),
         );
-        for (pos, (g, c)) in g
+        let (worst, pos) = g
             .chunks_exact(n_vocab)
             .zip(c.chunks_exact(n_vocab))
-            .enumerate()
-        {
-            let err = relative_l2(g, c);
-            assert!(
-                err < 1e-3,
-                "{}: position {pos}: relative L2 {err:e}",
+            .map(|(g, c)| relative_l2(g, c))
+            .zip(0..)
+            .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+        eprintln!(
+            "{}: {} positions, worst relative L2 {worst:e} at position {pos}",
+            case["id"],
+            prompt.len()
+        );
+        if worst >= 1e-3 {
+            failures.push(format!(
+                "{}: position {pos}: relative L2 {worst:e}",
                 case["id"]
-            );
+            ));
         }
-        eprintln!("{}: {} positions agree", case["id"], prompt.len());
     }
     for case in read("greedy.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
@@ -50,13 +57,18 @@ fn check(model_file: &str, model_dir: &str) {
             on_gpu.argmax_last(&prompt).unwrap(),
             on_cpu.argmax_last(&prompt).unwrap(),
         );
-        for step in 0..steps {
-            assert_eq!(g, c, "{}: greedy step {step}", case["id"]);
+        let mut agreed = 0;
+        while agreed < steps && g == c {
             g = on_gpu.argmax_last(&[g]).unwrap();
             c = argmax(&on_cpu.logits_last(&[c]).unwrap()) as u32;
+            agreed += 1;
         }
-        eprintln!("{}: {steps} greedy tokens agree", case["id"]);
+        eprintln!("{}: {agreed} of {steps} greedy tokens agree", case["id"]);
+        if agreed < steps {
+            failures.push(format!("{}: greedy step {agreed}: {g} vs {c}", case["id"]));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
