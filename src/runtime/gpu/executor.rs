@@ -434,16 +434,7 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<Vec<f32>, GpuError> {
-        let mut encoder = self.record(tokens, past, kv, None)?;
-        let step = Step {
-            past,
-            tokens: tokens.len(),
-        };
-        let bytes = (self.output_type.elements(step) * 4) as u64;
-        encoder.copy_buffer_to_buffer(&self.output, 0, &self.readback, 0, bytes);
-        self.context.queue.submit([encoder.finish()]);
-        let data = self.read(&self.readback, bytes)?;
-        Ok(bytemuck::cast_slice(&data).to_vec())
+        self.run_reading(tokens, past, kv, false)
     }
 
     /// Runs one step like [`Self::run`] and returns only the output's last row (sampling
@@ -454,6 +445,17 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<Vec<f32>, GpuError> {
+        self.run_reading(tokens, past, kv, true)
+    }
+
+    /// Runs one step and reads back the output, or only its last row.
+    fn run_reading(
+        &self,
+        tokens: &[u32],
+        past: usize,
+        kv: &mut GpuKvCache,
+        last_row: bool,
+    ) -> Result<Vec<f32>, GpuError> {
         let mut encoder = self.record(tokens, past, kv, None)?;
         let step = Step {
             past,
@@ -461,9 +463,10 @@ impl<'a> GpuExecutor<'a> {
         };
         let all = (self.output_type.elements(step) * 4) as u64;
         let row = (self.output_type.row_len().unwrap_or(1) * 4) as u64;
-        encoder.copy_buffer_to_buffer(&self.output, all - row, &self.readback, 0, row);
+        let (from, bytes) = if last_row { (all - row, row) } else { (0, all) };
+        encoder.copy_buffer_to_buffer(&self.output, from, &self.readback, 0, bytes);
         self.context.queue.submit([encoder.finish()]);
-        let data = self.read(&self.readback, row)?;
+        let data = self.read(&self.readback, bytes)?;
         Ok(bytemuck::cast_slice(&data).to_vec())
     }
 
