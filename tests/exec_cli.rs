@@ -16,18 +16,6 @@ fn exec(args: &[&str]) -> Output {
         .expect("rustorch-exec runs")
 }
 
-/// Asserts a failed run whose last stderr line is our one-line error mentioning `needle`.
-fn assert_error(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&o.stderr);
-    let last = err.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("rustorch-exec: error: ") && last.contains(needle),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 #[test]
 fn chat_answers_the_capital_of_france() {
     let Some(model) = common::real_model(common::SMOLLM2) else {
@@ -93,11 +81,11 @@ fn bad_input_is_one_clear_error() {
         return;
     };
     let model = model.to_str().unwrap();
-    assert_error(
+    common::assert_error(
         &exec(&[model, "-p", "", "--backend", "cpu"]),
         "prompt is empty",
     );
-    assert_error(
+    common::assert_error(
         &exec(&[
             model,
             "-p",
@@ -109,11 +97,11 @@ fn bad_input_is_one_clear_error() {
         ]),
         "do not fit the context of 4",
     );
-    assert_error(
+    common::assert_error(
         &exec(&[model, "-p", "Hi", "--top-p", "2", "--backend", "cpu"]),
         "--top-p must be in [0, 1]",
     );
-    assert_error(
+    common::assert_error(
         &exec(&["generate", "no-such.gguf", "-p", "Hi"]),
         "no-such.gguf",
     );
@@ -128,5 +116,5 @@ fn bad_input_is_one_clear_error() {
     std::fs::write(&path, &broken).unwrap();
     let o = exec(&[path.to_str().unwrap(), "-p", "Hi", "--backend", "cpu"]);
     std::fs::remove_file(&path).ok();
-    assert_error(&o, "tensor `blk.0.attn_q.weight` is missing");
+    common::assert_error(&o, "tensor `blk.0.attn_q.weight` is missing");
 }

@@ -36,18 +36,6 @@ fn success_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
 }
 
-/// Asserts a failed run whose last stderr line is our one-line error mentioning `needle`.
-fn assert_error(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&o.stderr);
-    let last = err.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("rustorch-exec: error: ") && last.contains(needle),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 /// The executor a GPU session of `CONTEXT` positions runs.
 fn session_executor<'a>(model: &'a Model, context: &'a GpuContext) -> GpuExecutor<'a> {
     let options = GpuOptions {
@@ -79,7 +67,7 @@ fn profile_times_every_dispatch_of_both_steps() {
     ];
     let o = exec(&args);
     if !context.has_timestamps() {
-        assert_error(&o, "TIMESTAMP_QUERY");
+        common::assert_error(&o, "TIMESTAMP_QUERY");
         return;
     }
     let json = success_json(&o);
@@ -143,10 +131,10 @@ fn profile_refuses_bad_input_in_one_line() {
         return;
     }
     let model = path.to_str().unwrap();
-    assert_error(&exec(&["profile", model, "-p", ""]), "prompt is empty");
-    assert_error(&exec(&["profile", "no-such.gguf"]), "no-such.gguf");
+    common::assert_error(&exec(&["profile", model, "-p", ""]), "prompt is empty");
+    common::assert_error(&exec(&["profile", "no-such.gguf"]), "no-such.gguf");
     // The default sentence and the token after it need more than 4 positions.
-    assert_error(
+    common::assert_error(
         &exec(&["profile", model, "-c", "4"]),
         "do not fit the context of 4",
     );

@@ -59,3 +59,15 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     items(v).iter().map(|x| x.as_f64().unwrap()).collect()
 }
+
+/// Asserts a failed run whose last stderr line is our one-line error mentioning `needle`.
+pub fn assert_error(o: &std::process::Output, needle: &str) {
+    assert!(!o.status.success(), "expected failure");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("rustorch-exec: error: ") && last.contains(needle),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -260,11 +260,7 @@ impl<'a> Loader<'a> {
         } else {
             view.rows
         };
-        let max_rows = match rows {
-            Rows::Fixed(n) => n as usize,
-            Rows::Tokens => self.options.max_tokens,
-        };
-        let out = self.activation(label, max_rows * view.len as usize)?;
+        let out = self.activation(label, max_rows(rows, self.options) * view.len as usize)?;
         let params = Params::new(&[
             view.len,
             rows.param(),
