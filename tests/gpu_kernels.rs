@@ -28,6 +28,8 @@ struct Net {
     graph: Graph,
     tensors: Vec<Tensor>,
     ids: NodeId,
+    /// The KV cache type of both sides.
+    kv_type: KvType,
 }
 
 impl Net {
@@ -42,6 +44,7 @@ impl Net {
             graph,
             tensors: Vec::new(),
             ids,
+            kv_type: KvType::F16,
         }
     }
 
@@ -85,10 +88,11 @@ impl Net {
         let options = GpuOptions {
             max_tokens,
             context: CONTEXT,
+            kv_type: self.kv_type,
         };
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let mut cpu_kv = KvCache::new(&self.graph, CONTEXT, KvType::F16);
+        let mut cpu_kv = KvCache::new(&self.graph, CONTEXT, self.kv_type);
         let mut gpu_kv = gpu.kv_cache().unwrap();
         let mut past = 0;
         for tokens in steps {
@@ -236,9 +240,10 @@ enum Stage {
     Mix,
 }
 
-fn attention_case(stage: Stage, window: Option<usize>, rng: &mut SplitMix64) {
+fn attention_case(stage: Stage, window: Option<usize>, kv_type: KvType, rng: &mut SplitMix64) {
     let (n_head, n_head_kv, head_dim) = (4, 2, 16);
     let mut net = Net::new();
+    net.kv_type = kv_type;
     let q = net.input("q", n_head * head_dim, rng);
     let k = net.input("k", n_head_kv * head_dim, rng);
     let v = net.input("v", n_head_kv * head_dim, rng);
@@ -284,16 +289,18 @@ fn attention_case(stage: Stage, window: Option<usize>, rng: &mut SplitMix64) {
     net.check(
         out,
         STEPS,
-        &format!("attention up to {stage:?}, window {window:?}"),
+        &format!("attention up to {stage:?}, window {window:?}, {kv_type:?} cache"),
     );
 }
 
 #[test]
-fn attention_ops_over_the_f16_cache() {
-    let mut rng = rng("attention_ops_over_the_f16_cache");
+fn attention_ops_over_both_cache_types() {
+    let mut rng = rng("attention_ops_over_both_cache_types");
     for stage in [Stage::Scores, Stage::Mask, Stage::Softmax, Stage::Mix] {
         for window in [None, Some(3)] {
-            attention_case(stage, window, &mut rng);
+            for kv_type in [KvType::F16, KvType::F32] {
+                attention_case(stage, window, kv_type, &mut rng);
+            }
         }
     }
 }
@@ -473,10 +480,19 @@ fn rms_norm_mul_with_and_without_residual() {
 fn fused_attention_over_steps() {
     let mut rng = rng("fused_attention_over_steps");
     let steps: &[&[u32]] = &[&[0, 1, 2, 3, 4], &[5], &[6, 7, 8], &[9], &[10, 11], &[12]];
-    for (head_dim, window) in [(16, None), (16, Some(3)), (80, None), (80, Some(4))] {
+    let cases = [
+        (16, None, KvType::F16),
+        (16, Some(3), KvType::F16),
+        (80, None, KvType::F16),
+        (80, Some(4), KvType::F16),
+        (16, Some(3), KvType::F32),
+        (80, None, KvType::F32),
+    ];
+    for (head_dim, window, kv_type) in cases {
         let (n_head, n_head_kv) = (4, 2);
         let (q_len, kv_len) = (n_head * head_dim, n_head_kv * head_dim);
         let mut net = Net::new();
+        net.kv_type = kv_type;
         let qkv = net.input("qkv", q_len + 2 * kv_len, &mut rng);
         let q = net.op(
             Op::Columns {
@@ -522,7 +538,7 @@ fn fused_attention_over_steps() {
         net.check(
             out,
             steps,
-            &format!("attention d={head_dim} window {window:?}"),
+            &format!("attention d={head_dim} window {window:?}, {kv_type:?} cache"),
         );
     }
 }
@@ -546,6 +562,7 @@ fn argmax_reads_back_the_first_largest_of_the_last_row() {
     let options = GpuOptions {
         max_tokens: 4,
         context: CONTEXT,
+        kv_type: KvType::F16,
     };
     let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
     let mut kv = gpu.kv_cache().unwrap();
@@ -571,6 +588,7 @@ fn bad_steps_are_errors() {
     let options = GpuOptions {
         max_tokens: 4,
         context: 8,
+        kv_type: KvType::F16,
     };
     let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
     let other = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();

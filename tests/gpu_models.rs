@@ -41,6 +41,7 @@ fn compare_graphs(file: &str, prompt: &[u32], graphs: Graphs) {
     let options = GpuOptions {
         max_tokens: prompt.len(),
         context: CONTEXT,
+        kv_type: KvType::F16,
     };
     let n_vocab = model.config.n_vocab;
 
@@ -132,7 +133,9 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
             .unwrap()
             .tokens
     };
-    let mut on_gpu = model.gpu_session(context, Some(CONTEXT)).unwrap();
+    let mut on_gpu = model
+        .gpu_session(context, Some(CONTEXT), KvType::F16)
+        .unwrap();
     let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
     assert_eq!(run(&mut on_gpu), run(&mut on_cpu));
 }
@@ -146,7 +149,9 @@ fn smollm2_last_row_logits_on_the_gpu_match_the_cpu() {
     let Some(context) = gpu() else { return };
     let model = Model::load(&path).unwrap();
     let prompt = [504, 3575, 282, 4649, 314];
-    let mut on_gpu = model.gpu_session(context, Some(CONTEXT)).unwrap();
+    let mut on_gpu = model
+        .gpu_session(context, Some(CONTEXT), KvType::F16)
+        .unwrap();
     let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
     let (got, want) = (
         on_gpu.logits_last(&prompt).unwrap(),

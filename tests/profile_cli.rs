@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use gpu_common::gpu;
 use rustorch::compiler::layout::{plan_weights, Target};
 use rustorch::runtime::gpu::{GpuContext, GpuExecutor, GpuOptions};
-use rustorch::runtime::Model;
+use rustorch::runtime::{KvType, Model};
 use serde_json::Value;
 
 /// The context every run here asks for (`-c`); the CLI's executor then takes steps of
@@ -41,6 +41,7 @@ fn session_executor<'a>(model: &'a Model, context: &'a GpuContext) -> GpuExecuto
     let options = GpuOptions {
         max_tokens: CONTEXT,
         context: CONTEXT,
+        kv_type: KvType::F16,
     };
     GpuExecutor::new(&model.graph_all, &model.gguf, context, options).unwrap()
 }

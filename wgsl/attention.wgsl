@@ -1,4 +1,4 @@
-// Attention over the f16 KV cache (layout in kv_cache.wgsl), as four ops:
+// Attention over the KV cache (layout in kv_cache.wgsl), as four ops:
 // scores [H, T, ctx] = scale · q·k; the causal (and sliding-window) mask; softmax over
 // each row of ctx; and the probability-weighted sum of value rows [T, H·d].
 // Query head h reads key/value head h / (n_head / n_head_kv).
@@ -16,7 +16,7 @@ struct Params {
 
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> input: array<f32>;
-@group(0) @binding(3) var<storage, read> cache: array<u32>;
+@group(0) @binding(3) var<storage, read> cache: array<CachePair>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 fn kv_head(h: u32) -> u32 {
@@ -25,7 +25,7 @@ fn kv_head(h: u32) -> u32 {
 
 // Value `i` of a cache row (an even offset pair holds two).
 fn cached(i: u32) -> f32 {
-    let pair = unpack2x16float(cache[i / 2u]);
+    let pair = cache_pair(cache[i / 2u]);
     return select(pair.x, pair.y, (i & 1u) == 1u);
 }
 
@@ -48,7 +48,7 @@ fn attn_scores(
     let k = (j * p.n_head_kv + kv_head(h)) * p.head_dim;
     var acc = 0.0;
     for (var e = 0u; e < p.head_dim; e += 2u) {
-        let kv = unpack2x16float(cache[(k + e) / 2u]);
+        let kv = cache_pair(cache[(k + e) / 2u]);
         acc += input[q + e] * kv.x + input[q + e + 1u] * kv.y;
     }
     out[idx] = p.scale * acc;

@@ -1,6 +1,5 @@
-// The f16 KV cache: a `[capacity, row_len]` tensor stored as u32 words, each holding
-// two consecutive values (pack2x16float: value 2i in the low half, 2i + 1 in the high
-// half; row_len is even). Core WGSL has no f16 storage, so this is the portable form.
+// The KV cache: a `[capacity, row_len]` tensor stored as pairs of values (row_len is
+// even), each a `CachePair` of the cache type (kv/f16.wgsl, kv/f32.wgsl).
 // `cache_write` stores this step's T rows at positions P .. P + T.
 
 struct Params {
@@ -9,7 +8,7 @@ struct Params {
 
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> cache: array<u32>;
+@group(0) @binding(3) var<storage, read_write> cache: array<CachePair>;
 
 // One invocation per pair of values.
 @compute @workgroup_size(256)
@@ -23,5 +22,5 @@ fn cache_write(
         return;
     }
     let v = vec2<f32>(x[2u * pair], x[2u * pair + 1u]);
-    cache[step.past * p.row_len / 2u + pair] = pack2x16float(v);
+    cache[step.past * p.row_len / 2u + pair] = stored_pair(v);
 }

@@ -1,7 +1,7 @@
 // The fused `attention` node: causal (optionally sliding-window) self-attention over
-// the f16 KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
+// the KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
 // `attention` reads past positions from the caches and this step's rows from its
-// inputs, rounded to f16 as the cache would return them; `cache_store` then stores
+// inputs, rounded as the cache would return them; `cache_store` then stores
 // this step's rows — after every query has read, so that a ring cache (a sliding
 // window's, slot = position mod ring) never loses a key a query of this step needs.
 
@@ -27,8 +27,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> k: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
-@group(0) @binding(5) var<storage, read_write> k_cache: array<u32>;
-@group(0) @binding(6) var<storage, read_write> v_cache: array<u32>;
+@group(0) @binding(5) var<storage, read_write> k_cache: array<CachePair>;
+@group(0) @binding(6) var<storage, read_write> v_cache: array<CachePair>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 
 fn kv_row_len() -> u32 {
@@ -40,13 +40,6 @@ fn cache_row(j: u32) -> u32 {
     return select(j, j % p.ring, p.ring != 0u) * kv_row_len();
 }
 
-// Values rounded to f16 and back, as the cache stores them. (Not unpack(pack(x)):
-// NVIDIA's compiler folds that round trip away, and this step's keys then differed
-// from the cached ones by up to 2^-11 relative.)
-fn as_stored4(x: vec4<f32>) -> vec4<f32> {
-    return quantizeToF16(x);
-}
-
 // Scale-free score of the query (in q_row) with position j's key, head kvh, 16 values
 // at a time in straight-line code, so that their loads are in flight together.
 fn key_dot(j: u32, kvh: u32) -> f32 {
@@ -55,10 +48,10 @@ fn key_dot(j: u32, kvh: u32) -> f32 {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
         for (var e = 0u; e < p.head_dim; e += 16u) {
             let w = base + e / 2u;
-            let a = vec4<f32>(unpack2x16float(k_cache[w]), unpack2x16float(k_cache[w + 1u]));
-            let b = vec4<f32>(unpack2x16float(k_cache[w + 2u]), unpack2x16float(k_cache[w + 3u]));
-            let c = vec4<f32>(unpack2x16float(k_cache[w + 4u]), unpack2x16float(k_cache[w + 5u]));
-            let d = vec4<f32>(unpack2x16float(k_cache[w + 6u]), unpack2x16float(k_cache[w + 7u]));
+            let a = vec4<f32>(cache_pair(k_cache[w]), cache_pair(k_cache[w + 1u]));
+            let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
+            let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
+            let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
             acc += dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
         }
     } else {
@@ -91,10 +84,10 @@ fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
     if j < step.past {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
         if lid < pairs {
-            first = unpack2x16float(v_cache[base + lid]);
+            first = cache_pair(v_cache[base + lid]);
         }
         if lid + BLOCK < pairs {
-            second = unpack2x16float(v_cache[base + lid + BLOCK]);
+            second = cache_pair(v_cache[base + lid + BLOCK]);
         }
     } else {
         let base = (j - step.past) * p.v_stride + p.v_offset + kvh * p.head_dim;
@@ -213,6 +206,6 @@ fn cache_store(
     let k_at = t * p.k_stride + p.k_offset + e;
     let v_at = t * p.v_stride + p.v_offset + e;
     let slot = (cache_row(pos) + e) / 2u;
-    k_cache[slot] = pack2x16float(vec2<f32>(k[k_at], k[k_at + 1u]));
-    v_cache[slot] = pack2x16float(vec2<f32>(v[v_at], v[v_at + 1u]));
+    k_cache[slot] = stored_pair(vec2<f32>(k[k_at], k[k_at + 1u]));
+    v_cache[slot] = stored_pair(vec2<f32>(v[v_at], v[v_at + 1u]));
 }

@@ -368,7 +368,7 @@ fn open_session<'m>(
     let context = Some(context_of(run, lm));
     let started = Instant::now();
     let session = match gpu {
-        Some(gpu) => lm.model.gpu_session(gpu, context)?,
+        Some(gpu) => lm.model.gpu_session(gpu, context, kv_type(run))?,
         None => lm.model.session(context, kv_type(run))?,
     };
     let device = gpu.map_or_else(|| "the CPU".to_string(), |g| g.adapter_description());

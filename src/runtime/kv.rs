@@ -9,11 +9,28 @@ use super::cpu::kernels;
 use crate::graph::{Graph, Rope};
 
 /// Storage type of cached keys and values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum KvType {
     #[default]
     F16,
     F32,
+}
+
+impl KvType {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvType::F16 => "f16",
+            KvType::F32 => "f32",
+        }
+    }
+
+    /// Bytes of one cached value.
+    pub fn bytes(self) -> usize {
+        match self {
+            KvType::F16 => 2,
+            KvType::F32 => 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

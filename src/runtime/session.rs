@@ -111,7 +111,7 @@ impl Model {
         })
     }
 
-    /// A session on a GPU with an f16 cache of `context` positions: the fused graph
+    /// A session on a GPU with a cache of `context` positions: the fused graph
     /// (every row's logits), in steps of at most [`GPU_STEP_TOKENS`] tokens, fewer where
     /// a step's largest activation would not fit one storage binding of the device
     /// (Gemma 3's 262,144 logits a token on lavapipe's 128 MiB).
@@ -119,6 +119,7 @@ impl Model {
         &'m self,
         gpu: &'m GpuContext,
         context: Option<usize>,
+        kv_type: KvType,
     ) -> Result<Session<'m>, GpuError> {
         let capacity = context.unwrap_or(self.config.context_length);
         let row_bytes = largest_token_row(&self.graph_all, capacity) as u64;
@@ -126,6 +127,7 @@ impl Model {
         let options = GpuOptions {
             max_tokens: GPU_STEP_TOKENS.min(capacity).min(fitting.max(1) as usize),
             context: capacity,
+            kv_type,
         };
         let executor = GpuExecutor::new(&self.graph_all, &self.gguf, gpu, options)?;
         let kv = executor.kv_cache()?;

@@ -15,6 +15,7 @@ use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
 use crate::graph::{Dim, Graph, Step, TensorType};
 use crate::runtime::cpu::RunError;
+use crate::runtime::KvType;
 
 /// Sizes fixed at load: buffers are allocated for the largest step.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +24,8 @@ pub struct GpuOptions {
     pub max_tokens: usize,
     /// Positions of the KV caches this executor makes.
     pub context: usize,
+    /// Storage type of their keys and values.
+    pub kv_type: KvType,
 }
 
 /// Rows of an activation: the step's tokens or a fixed count.
@@ -392,7 +395,7 @@ impl<'a> GpuExecutor<'a> {
         self.context
     }
 
-    /// A KV cache of `options.context` positions for this executor, f16 on the device.
+    /// A KV cache of `options.context` positions for this executor, of `options.kv_type`.
     pub fn kv_cache(&self) -> Result<GpuKvCache, GpuError> {
         let device = &self.context.device;
         let capacity = self.options.context;
@@ -403,7 +406,7 @@ impl<'a> GpuExecutor<'a> {
             .map(|(i, values)| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("kv cache {i}")),
-                    size: padded(values * 2),
+                    size: padded(values * self.options.kv_type.bytes()),
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 })

@@ -1,5 +1,5 @@
-//! The KV cache on the device: one f16 buffer per cache of the graph, `capacity`
-//! positions long, stored as u32 words of two values (see `wgsl/kv_cache.wgsl`), held
+//! The KV cache on the device: one buffer per cache of the graph, `capacity` positions
+//! long, stored as pairs of f16 or f32 values (see `wgsl/kv_cache.wgsl`), held
 //! by the bind groups of the dispatches that read or write it.
 
 /// Made by [`super::GpuExecutor::kv_cache`]; used only with the executor that made it.

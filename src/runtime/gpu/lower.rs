@@ -702,7 +702,7 @@ impl NodeLowering<'_> {
                 let sources = vec![Source::Buffer(q), Source::Cache(k), o];
                 l.dispatch(
                     label,
-                    Module::Attention,
+                    Module::Attention(l.options.kv_type),
                     "attn_scores",
                     params,
                     grid,
@@ -719,7 +719,14 @@ impl NodeLowering<'_> {
                     per_context: true,
                 };
                 let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
-                l.dispatch(label, Module::Attention, "attn_mask", params, grid, sources)?;
+                l.dispatch(
+                    label,
+                    Module::Attention(l.options.kv_type),
+                    "attn_mask",
+                    params,
+                    grid,
+                    sources,
+                )?;
             }
             Op::Softmax => {
                 let (x, h) = (self.whole_input(0, l)?, self.attention_heads()?);
@@ -729,7 +736,14 @@ impl NodeLowering<'_> {
                     rows: Rows::Tokens,
                 };
                 let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
-                l.dispatch(label, Module::Attention, "softmax", params, grid, sources)?;
+                l.dispatch(
+                    label,
+                    Module::Attention(l.options.kv_type),
+                    "softmax",
+                    params,
+                    grid,
+                    sources,
+                )?;
             }
             Op::AttnMix {
                 n_head,
@@ -742,7 +756,14 @@ impl NodeLowering<'_> {
                     Params::new(&[heads[0], heads[1], heads[2], 0, 0, f(f32::NEG_INFINITY)]);
                 let sources = vec![Source::Buffer(p), Source::Cache(v), o];
                 let grid = items(heads[0] * heads[2]);
-                l.dispatch(label, Module::Attention, "attn_mix", params, grid, sources)?;
+                l.dispatch(
+                    label,
+                    Module::Attention(l.options.kv_type),
+                    "attn_mix",
+                    params,
+                    grid,
+                    sources,
+                )?;
             }
             Op::TokenIds
             | Op::CacheWrite { .. }
@@ -763,7 +784,7 @@ impl NodeLowering<'_> {
         }
         l.dispatch(
             self.label(),
-            Module::KvCache,
+            Module::KvCache(l.options.kv_type),
             "cache_write",
             Params::new(&[row_len]),
             Grid::Items {
@@ -1017,7 +1038,7 @@ impl NodeLowering<'_> {
         ];
         l.dispatch(
             &node.label,
-            Module::SelfAttention,
+            Module::SelfAttention(l.options.kv_type),
             "attention",
             params(),
             Grid::Groups {
@@ -1028,7 +1049,7 @@ impl NodeLowering<'_> {
         )?;
         l.dispatch(
             &format!("{} store", node.label),
-            Module::SelfAttention,
+            Module::SelfAttention(l.options.kv_type),
             "cache_store",
             params(),
             Grid::Items {

@@ -4,6 +4,7 @@
 //! so each can be validated and translated on its own.
 
 use crate::gguf::GgmlType;
+use crate::runtime::KvType;
 
 macro_rules! wgsl {
     ($name:literal) => {
@@ -25,9 +26,9 @@ pub enum Module {
     Elementwise,
     RmsNorm,
     Rope,
-    KvCache,
-    Attention,
-    SelfAttention,
+    KvCache(KvType),
+    Attention(KvType),
+    SelfAttention(KvType),
     Argmax,
     /// The bandwidth probe of `rustorch-exec bench`.
     Copy,
@@ -52,13 +53,17 @@ impl Module {
             Module::Elementwise,
             Module::RmsNorm,
             Module::Rope,
-            Module::KvCache,
-            Module::Attention,
-            Module::SelfAttention,
             Module::Epilogue,
             Module::Argmax,
             Module::Copy,
         ];
+        for kv in [KvType::F16, KvType::F32] {
+            all.extend([
+                Module::KvCache(kv),
+                Module::Attention(kv),
+                Module::SelfAttention(kv),
+            ]);
+        }
         for ty in GgmlType::ALL {
             all.push(Module::Embed(ty));
             all.push(Module::Matmul(ty));
@@ -74,9 +79,9 @@ impl Module {
             Module::Elementwise => "elementwise".into(),
             Module::RmsNorm => "rms_norm".into(),
             Module::Rope => "rope".into(),
-            Module::KvCache => "kv_cache".into(),
-            Module::Attention => "attention".into(),
-            Module::SelfAttention => "self_attention".into(),
+            Module::KvCache(kv) => format!("kv_cache_{}", kv.name()),
+            Module::Attention(kv) => format!("attention_{}", kv.name()),
+            Module::SelfAttention(kv) => format!("self_attention_{}", kv.name()),
             Module::Argmax => "argmax".into(),
             Module::Copy => "copy".into(),
         }
@@ -90,9 +95,9 @@ impl Module {
             Module::Elementwise => &["scale", "mul", "add", "silu", "gelu_tanh", "copy_view"],
             Module::RmsNorm => &["rms_norm", "rms_norm_mul"],
             Module::Rope => &["rope"],
-            Module::KvCache => &["cache_write"],
-            Module::Attention => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
-            Module::SelfAttention => &["attention", "cache_store"],
+            Module::KvCache(_) => &["cache_write"],
+            Module::Attention(_) => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
+            Module::SelfAttention(_) => &["attention", "cache_store"],
             Module::Argmax => &["argmax"],
             Module::Copy => &["copy"],
         }
@@ -106,12 +111,14 @@ impl Module {
             // weights, x, residual, out, x as vec4
             Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read],
             // norm weights, residual, rows
-            Module::Epilogue | Module::Elementwise | Module::Attention => &[Read, Read, ReadWrite],
+            Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
+                &[Read, Read, ReadWrite]
+            }
             // x, weight, residual, out
             Module::RmsNorm => &[Read, Read, Read, ReadWrite],
             // q, k, v, k cache, v cache, out
-            Module::SelfAttention => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Module::Rope | Module::KvCache | Module::Argmax | Module::Copy => &[Read, ReadWrite],
+            Module::SelfAttention(_) => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            Module::Rope | Module::KvCache(_) | Module::Argmax | Module::Copy => &[Read, ReadWrite],
         }
     }
 
@@ -129,13 +136,23 @@ impl Module {
             Module::Elementwise => vec![PRELUDE, ACTIVATIONS, wgsl!("elementwise.wgsl")],
             Module::RmsNorm => vec![PRELUDE, wgsl!("rms_norm.wgsl")],
             Module::Rope => vec![PRELUDE, ROTARY, wgsl!("rope.wgsl")],
-            Module::KvCache => vec![PRELUDE, wgsl!("kv_cache.wgsl")],
-            Module::Attention => vec![PRELUDE, wgsl!("attention.wgsl")],
-            Module::SelfAttention => vec![PRELUDE, wgsl!("self_attention.wgsl")],
+            Module::KvCache(kv) => vec![PRELUDE, cache_pairs(kv), wgsl!("kv_cache.wgsl")],
+            Module::Attention(kv) => vec![PRELUDE, cache_pairs(kv), wgsl!("attention.wgsl")],
+            Module::SelfAttention(kv) => {
+                vec![PRELUDE, cache_pairs(kv), wgsl!("self_attention.wgsl")]
+            }
             Module::Argmax => vec![PRELUDE, wgsl!("argmax.wgsl")],
             Module::Copy => vec![PRELUDE, wgsl!("copy.wgsl")],
         };
         parts.join("\n")
+    }
+}
+
+/// The source that defines a cache type's `CachePair` and its conversions.
+fn cache_pairs(kv: KvType) -> &'static str {
+    match kv {
+        KvType::F16 => wgsl!("kv/f16.wgsl"),
+        KvType::F32 => wgsl!("kv/f32.wgsl"),
     }
 }
 

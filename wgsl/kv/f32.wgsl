@@ -1,0 +1,14 @@
+// The f32 KV cache: each element holds a pair of consecutive values as they are.
+alias CachePair = vec2<f32>;
+
+fn cache_pair(stored: CachePair) -> vec2<f32> {
+    return stored;
+}
+
+fn stored_pair(values: vec2<f32>) -> CachePair {
+    return values;
+}
+
+fn as_stored4(values: vec4<f32>) -> vec4<f32> {
+    return values;
+}
