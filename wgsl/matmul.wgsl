@@ -30,6 +30,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 // x again, four values a load (views start and stride at multiples of 32 values).
 @group(0) @binding(6) var<storage, read> x_vec4: array<vec4<f32>>;
+// The weights again, 16 bytes a load (buffers are padded to 16 bytes), for the decode
+// dot products whose rows are whole vec4 words.
+@group(0) @binding(7) var<storage, read> weights4: array<vec4<u32>>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
@@ -46,9 +49,9 @@ fn store(t: u32, c: u32, value: f32) {
     out[at] = v;
 }
 
-// 32 consecutive values of x[0, :] as the decode dot products take them, and their
-// sum. Named vectors, not an array: drivers put dynamically indexed private arrays in
-// slow local memory.
+// The 32 values of x[0, :] a slice of a weight row multiplies (see `columns32`): two
+// runs of 16, a .. d and e .. h, and the sum of each. Named vectors, not an array:
+// drivers put dynamically indexed private arrays in slow local memory.
 struct X32 {
     a: vec4<f32>,
     b: vec4<f32>,
@@ -58,31 +61,34 @@ struct X32 {
     f: vec4<f32>,
     g: vec4<f32>,
     h: vec4<f32>,
-    sum: f32,
+    low_sum: f32,
+    high_sum: f32,
 }
 
-// Values k .. k + 32 of x's (one) row.
-fn x32(k: u32) -> X32 {
+// Values of x's (one) row at columns `starts.x .. + 16` and `starts.y .. + 16`.
+fn x32(starts: vec2<u32>) -> X32 {
     let row = select(0u, step.tokens - 1u, p.x_last_row == 1u);
-    let at = (row * p.x_stride + p.x_offset + k) / 4u;
+    let first = (row * p.x_stride + p.x_offset + starts.x) / 4u;
+    let second = (row * p.x_stride + p.x_offset + starts.y) / 4u;
     var x: X32;
-    x.a = x_vec4[at];
-    x.b = x_vec4[at + 1u];
-    x.c = x_vec4[at + 2u];
-    x.d = x_vec4[at + 3u];
-    x.e = x_vec4[at + 4u];
-    x.f = x_vec4[at + 5u];
-    x.g = x_vec4[at + 6u];
-    x.h = x_vec4[at + 7u];
-    x.sum = dot(x.a + x.b + x.c + x.d + x.e + x.f + x.g + x.h, vec4<f32>(1.0));
+    x.a = x_vec4[first];
+    x.b = x_vec4[first + 1u];
+    x.c = x_vec4[first + 2u];
+    x.d = x_vec4[first + 3u];
+    x.e = x_vec4[second];
+    x.f = x_vec4[second + 1u];
+    x.g = x_vec4[second + 2u];
+    x.h = x_vec4[second + 3u];
+    x.low_sum = dot(x.a + x.b + x.c + x.d, vec4<f32>(1.0));
+    x.high_sum = dot(x.e + x.f + x.g + x.h, vec4<f32>(1.0));
     return x;
 }
 
 // Decode (one row of x): a workgroup of 64 computes ROWS_PER_GROUP (4) rows, one per
-// lane of a vec4 accumulator. Each invocation strides along the rows 32 weights at a
-// time: it loads those 32 values of x once, then each row's `dot32` (the weight
-// type's dot product, straight-line word loads where the type has one). One reduction
-// then sums all four rows at once.
+// lane of a vec4 accumulator. Each invocation strides along the rows a slice of 32
+// weights at a time: it loads the 32 values of x the slice multiplies once, then each
+// row's `dot32` (the weight type's dot product, straight-line word loads where the
+// type has one). One reduction then sums all four rows at once.
 const ROWS_PER_GROUP: u32 = 4u;
 var<workgroup> partial: array<vec4<f32>, 64>;
 
@@ -97,7 +103,7 @@ fn matmul_decode(
     let last = min(first + ROWS_PER_GROUP, p.rows);
     var acc = vec4<f32>();
     for (var g = lid; g < p.cols / 32u; g += 64u) {
-        let x = x32(32u * g);
+        let x = x32(columns32(g));
         // Rows past the last repeat it (their sums are never stored): no branches, so
         // all four rows' loads can be in flight together.
         acc.x += dot32(min(first, p.rows - 1u) * stride, g, x);

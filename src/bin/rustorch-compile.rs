@@ -2,7 +2,7 @@
 //! models and writes synthetic ones. Argument parsing and printing only; the work
 //! is in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use rustorch::compiler::{compile, CompileOptions, Plan};
 use rustorch::gguf::summary::{human_bytes, ModelSummary};
 use rustorch::gguf::GgufFile;
 use rustorch::graph::Graph;
+use rustorch::runtime::gpu::Module;
 use rustorch::synth::{self, Preset, Quant};
 
 #[derive(Parser)]
@@ -69,6 +70,10 @@ struct CompileArgs {
     /// Tokens per prefill step.
     #[arg(long, default_value_t = 512)]
     prefill_chunk: usize,
+    /// Write the WGSL modules the model's GPU run may build into DIR, one complete
+    /// module per file (`RUSTORCH_WGSL_DIR=DIR rustorch-exec …` builds from them).
+    #[arg(long, value_name = "DIR")]
+    emit_wgsl: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -178,6 +183,9 @@ fn compile_model(args: CompileArgs) -> Result<()> {
     if let Some(output) = &args.output {
         plan.save(output)?;
     }
+    if let Some(dir) = &args.emit_wgsl {
+        emit_wgsl(&plan.graph_all, dir)?;
+    }
     let elapsed = start.elapsed();
 
     let stats = Stats::of(&plan);
@@ -209,6 +217,18 @@ fn compile_model(args: CompileArgs) -> Result<()> {
     } else {
         emit(&format!("{summary}\n"))?;
     }
+    Ok(())
+}
+
+fn emit_wgsl(graph: &Graph, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let modules = Module::used_by(graph);
+    for module in &modules {
+        let file = dir.join(format!("{}.wgsl", module.name()));
+        std::fs::write(&file, module.source())
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    eprintln!("wrote {} WGSL modules to {}", modules.len(), dir.display());
     Ok(())
 }
 

@@ -299,11 +299,14 @@ impl ModulePipelines {
             module: module.name(),
             reason,
         };
+        let source = module
+            .source_to_build()
+            .map_err(|e| rejected(format!("reading its file: {e}")))?;
         context
             .scoped(wgpu::ErrorFilter::Validation, || {
                 let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(&module.name()),
-                    source: wgpu::ShaderSource::Wgsl(module.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
                 });
                 let buffer =
                     |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
@@ -872,6 +875,7 @@ impl NodeLowering<'_> {
                     bound(&residual),
                     Source::Buffer(out.clone()),
                     Source::Buffer(x.buffer.clone()),
+                    Source::Buffer(part.buffer.clone()),
                 ];
                 l.dispatch(
                     label,

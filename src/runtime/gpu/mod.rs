@@ -23,4 +23,4 @@ pub use error::GpuError;
 pub use executor::{GpuExecutor, GpuOptions};
 pub use kv::GpuKvCache;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
-pub use shaders::{Access, Module, MATMUL_ROWS_PER_GROUP};
+pub use shaders::{Access, Module, MATMUL_ROWS_PER_GROUP, WGSL_DIR_VARIABLE};

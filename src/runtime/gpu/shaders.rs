@@ -2,9 +2,20 @@
 //! kernels that read weights `weights.wgsl` and the weight type's `quant/*.wgsl`, then
 //! the kernel family's file. Every module is complete (each override has a default),
 //! so each can be validated and translated on its own.
+//!
+//! `rustorch-compile --emit-wgsl DIR` writes a model's modules as `DIR/NAME.wgsl`; with
+//! `RUSTORCH_WGSL_DIR=DIR` set, the executor builds each module from its file there
+//! when there is one, so that a kernel can be edited and timed without a rebuild.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use crate::gguf::GgmlType;
+use crate::graph::{Graph, Op};
 use crate::runtime::KvType;
+
+/// The variable naming a directory of module files that replace the built-in ones.
+pub const WGSL_DIR_VARIABLE: &str = "RUSTORCH_WGSL_DIR";
 
 macro_rules! wgsl {
     ($name:literal) => {
@@ -71,6 +82,44 @@ impl Module {
         all
     }
 
+    /// The modules a graph's dispatches may use: those of its weights' types, and every
+    /// module without a weight type (both cache types: the cache type is chosen when a
+    /// session opens), the bandwidth probe aside.
+    pub fn used_by(graph: &Graph) -> Vec<Module> {
+        let mut used: BTreeSet<Module> = Module::all()
+            .into_iter()
+            .filter(|m| !matches!(m, Module::Embed(_) | Module::Matmul(_) | Module::Copy))
+            .collect();
+        for id in graph.schedule() {
+            match &graph.node(id).op {
+                Op::Embed { table } => {
+                    used.insert(Module::Embed(table.ty));
+                }
+                Op::MatMul { weight } => {
+                    used.insert(Module::Matmul(weight.ty));
+                }
+                Op::Linear { weights, .. } => {
+                    used.extend(weights.iter().map(|w| Module::Matmul(w.ty)));
+                }
+                _ => {}
+            }
+        }
+        used.into_iter().collect()
+    }
+
+    /// The source the executor builds: the module's file in `$RUSTORCH_WGSL_DIR` when
+    /// there is one (with a notice on stderr), else the built-in source.
+    pub fn source_to_build(self) -> std::io::Result<String> {
+        if let Some(dir) = std::env::var_os(WGSL_DIR_VARIABLE) {
+            let file = PathBuf::from(dir).join(format!("{}.wgsl", self.name()));
+            if file.exists() {
+                eprintln!("rustorch: module {} from {}", self.name(), file.display());
+                return std::fs::read_to_string(file);
+            }
+        }
+        Ok(self.source())
+    }
+
     pub fn name(self) -> String {
         match self {
             Module::Embed(ty) => format!("embed_{}", ty.name().to_lowercase()),
@@ -108,8 +157,8 @@ impl Module {
     pub fn storage(self) -> &'static [Access] {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
-            // weights, x, residual, out, x as vec4
-            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read],
+            // weights, x, residual, out, x as vec4, weights as vec4
+            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read, Read],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
                 &[Read, Read, ReadWrite]
@@ -129,7 +178,8 @@ impl Module {
             Module::Matmul(ty) => [
                 &[PRELUDE, WEIGHTS],
                 quant(ty),
-                &[dot32(ty), wgsl!("matmul.wgsl")],
+                dot32(ty),
+                &[wgsl!("matmul.wgsl")],
             ]
             .concat(),
             Module::Epilogue => vec![PRELUDE, ACTIVATIONS, ROTARY, wgsl!("epilogue.wgsl")],
@@ -156,15 +206,16 @@ fn cache_pairs(kv: KvType) -> &'static str {
     }
 }
 
-/// The source that defines the decode matmul's `dot32` for one weight type: word-wise
-/// for the types that models mostly use, else by `dequant8`.
-fn dot32(ty: GgmlType) -> &'static str {
+/// The sources that define the decode matmul's `columns32` and `dot32` for one weight
+/// type: word-wise for the types that models mostly use, else by `dequant8`.
+fn dot32(ty: GgmlType) -> &'static [&'static str] {
+    const CONSECUTIVE: &str = wgsl!("dot32/consecutive.wgsl");
     match ty {
-        GgmlType::Q4_0 => wgsl!("dot32/q4_0.wgsl"),
-        GgmlType::Q8_0 => wgsl!("dot32/q8_0.wgsl"),
-        GgmlType::Q4K => wgsl!("dot32/q4_k.wgsl"),
-        GgmlType::Q6K => wgsl!("dot32/q6_k.wgsl"),
-        _ => wgsl!("dot32/generic.wgsl"),
+        GgmlType::Q4_0 => &[CONSECUTIVE, wgsl!("dot32/q4_0.wgsl")],
+        GgmlType::Q8_0 => &[CONSECUTIVE, wgsl!("dot32/q8_0.wgsl")],
+        GgmlType::Q4K => &[wgsl!("dot32/q4_k.wgsl")],
+        GgmlType::Q6K => &[CONSECUTIVE, wgsl!("dot32/q6_k.wgsl")],
+        _ => &[CONSECUTIVE, wgsl!("dot32/generic.wgsl")],
     }
 }
 
