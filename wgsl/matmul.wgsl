@@ -49,9 +49,10 @@ fn store(t: u32, c: u32, value: f32) {
     out[at] = v;
 }
 
-// The 32 values of x[0, :] a slice of a weight row multiplies (see `columns32`): two
-// runs of 16, a .. d and e .. h, and the sum of each. Named vectors, not an array:
-// drivers put dynamically indexed private arrays in slow local memory.
+// The 32 values of x[0, :] a slice of a weight row multiplies (see `columns32`): four
+// runs of 8, a b, c d, e f and g h, and the sums of the first two runs and of the
+// last two. Named vectors, not an array: drivers put dynamically indexed private
+// arrays in slow local memory.
 struct X32 {
     a: vec4<f32>,
     b: vec4<f32>,
@@ -65,20 +66,19 @@ struct X32 {
     high_sum: f32,
 }
 
-// Values of x's (one) row at columns `starts.x .. + 16` and `starts.y .. + 16`.
-fn x32(starts: vec2<u32>) -> X32 {
+// Values of x's (one) row in the runs of 8 columns starting at `starts`.
+fn x32(starts: vec4<u32>) -> X32 {
     let row = select(0u, step.tokens - 1u, p.x_last_row == 1u);
-    let first = (row * p.x_stride + p.x_offset + starts.x) / 4u;
-    let second = (row * p.x_stride + p.x_offset + starts.y) / 4u;
+    let at = (vec4<u32>(row * p.x_stride + p.x_offset) + starts) / 4u;
     var x: X32;
-    x.a = x_vec4[first];
-    x.b = x_vec4[first + 1u];
-    x.c = x_vec4[first + 2u];
-    x.d = x_vec4[first + 3u];
-    x.e = x_vec4[second];
-    x.f = x_vec4[second + 1u];
-    x.g = x_vec4[second + 2u];
-    x.h = x_vec4[second + 3u];
+    x.a = x_vec4[at.x];
+    x.b = x_vec4[at.x + 1u];
+    x.c = x_vec4[at.y];
+    x.d = x_vec4[at.y + 1u];
+    x.e = x_vec4[at.z];
+    x.f = x_vec4[at.z + 1u];
+    x.g = x_vec4[at.w];
+    x.h = x_vec4[at.w + 1u];
     x.low_sum = dot(x.a + x.b + x.c + x.d, vec4<f32>(1.0));
     x.high_sum = dot(x.e + x.f + x.g + x.h, vec4<f32>(1.0));
     return x;

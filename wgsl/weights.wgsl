@@ -63,12 +63,11 @@ fn row_part(row_start: u32, g: u32) -> array<f32, 8> {
     return dequant8(row_start + (g / parts) * BLOCK_BYTES, g % parts);
 }
 
-// The four bytes of a word as values (unsigned, and signed).
-fn ubytes4(q: u32) -> vec4<f32> {
-    return vec4<f32>(f32(q & 0xffu), f32((q >> 8u) & 0xffu), f32((q >> 16u) & 0xffu), f32(q >> 24u));
-}
-
-fn sbytes4(q: u32) -> vec4<f32> {
-    let b = vec4<i32>(i32(q << 24u), i32(q << 16u), i32(q << 8u), i32(q)) >> vec4<u32>(24u);
-    return vec4<f32>(b);
+// The four bytes of a word as values, less `bias`. Each byte becomes the low mantissa
+// bits of 2^23 (an OR), and 2^23 + bias comes off (an add): exact, and both issue at
+// the full rate, where the integer-to-float conversion they replace issues at a
+// quarter of it on NVIDIA GPUs, and decoding converts every weight.
+fn bytes4(q: u32, bias: f32) -> vec4<f32> {
+    let bytes = vec4<u32>(q & 0xffu, (q >> 8u) & 0xffu, (q >> 16u) & 0xffu, q >> 24u);
+    return bitcast<vec4<f32>>(bytes | vec4<u32>(0x4b000000u)) - (8388608.0 + bias);
 }

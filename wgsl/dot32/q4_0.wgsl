@@ -1,11 +1,11 @@
 // Q4_0's dot32 (layout in quant/q4_0.wgsl; a padded block is 5 words, the 16 bytes of
 // nibbles starting half way into the first): byte j holds weights j and j + 16.
 fn q4_0_low(q: u32) -> vec4<f32> {
-    return ubytes4(q & 0x0f0f0f0fu) - 8.0;
+    return bytes4(q & 0x0f0f0f0fu, 8.0);
 }
 
 fn q4_0_high(q: u32) -> vec4<f32> {
-    return ubytes4((q >> 4u) & 0x0f0f0f0fu) - 8.0;
+    return bytes4((q >> 4u) & 0x0f0f0f0fu, 8.0);
 }
 
 fn dot32(row: u32, g: u32, x: X32) -> f32 {

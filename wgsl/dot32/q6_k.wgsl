@@ -1,26 +1,50 @@
-// Q6_K's dot32 (layout in quant/q6_k.wgsl; a padded block is 53 words): chunk i of 32
-// weights takes 8 words of low nibbles and 8 of high bit pairs; its first and last
-// 16 weights have a scale each.
-fn dot32(row: u32, g: u32, x: X32) -> f32 {
-    let block = row + (g / 8u) * BLOCK_BYTES;
-    let i = g % 8u;
-    let half = i / 4u;
-    let quarter = i % 4u;
-    let ql = (block + 64u * half + 32u * (quarter % 2u)) / 4u;
-    let qh = (block + 128u + 32u * half) / 4u;
-    let lo = 4u * (quarter / 2u);
-    let hi = 2u * quarter;
-    let first = dot(q6_k_quants(ql, qh, lo, hi), x.a) + dot(q6_k_quants(ql + 1u, qh + 1u, lo, hi), x.b)
-        + dot(q6_k_quants(ql + 2u, qh + 2u, lo, hi), x.c) + dot(q6_k_quants(ql + 3u, qh + 3u, lo, hi), x.d);
-    let second = dot(q6_k_quants(ql + 4u, qh + 4u, lo, hi), x.e) + dot(q6_k_quants(ql + 5u, qh + 5u, lo, hi), x.f)
-        + dot(q6_k_quants(ql + 6u, qh + 6u, lo, hi), x.g) + dot(q6_k_quants(ql + 7u, qh + 7u, lo, hi), x.h);
-    let sc = block + 192u + 2u * i;
-    return f16_at(block + 208u) * (f32(i8_at(sc)) * first + f32(i8_at(sc + 1u)) * second);
+// Q6_K's dot32 (layout in quant/q6_k.wgsl; a padded block is 53 words). Each half of
+// a block (128 weights) is four groups of 32: group k takes the low (k < 2) or high
+// nibbles of ql[32 · (k % 2) ..] and bit pair k of qh[..], and has a scale per 16.
+// Slice g takes 8 places l .. l + 8 of every group of one half, so that it reads 2
+// words of qh and 4 of ql once, and neighbouring invocations neighbouring words.
+fn columns32(g: u32) -> vec4<u32> {
+    let slice = g % 8u;
+    let first = 256u * (g / 8u) + 128u * (slice / 4u) + 8u * (slice % 4u);
+    return vec4<u32>(first) + vec4<u32>(0u, 32u, 64u, 96u);
 }
 
-// Four weights (q − 32) from word `ql` of low nibbles and word `qh` of high bit pairs.
+// Four weights (q − 32) from a word of low nibbles (at `lo_shift`) and a word of high
+// bit pairs (at `hi_shift`).
 fn q6_k_quants(ql: u32, qh: u32, lo_shift: u32, hi_shift: u32) -> vec4<f32> {
-    let low = (weights[ql] >> lo_shift) & 0x0f0f0f0fu;
-    let high = (weights[qh] >> hi_shift) & 0x03030303u;
-    return ubytes4(low | (high << 4u)) - 32.0;
+    let low = (ql >> lo_shift) & 0x0f0f0f0fu;
+    let high = (qh >> hi_shift) & 0x03030303u;
+    return bytes4(low | (high << 4u), 32.0);
+}
+
+// Signed byte `i` (0..4) of a word.
+fn i8_of_word(word: u32, i: u32) -> f32 {
+    return f32(i32(word << (24u - 8u * i)) >> 24u);
+}
+
+fn dot32(row: u32, g: u32, x: X32) -> f32 {
+    let block = row + (g / 8u) * BLOCK_BYTES;
+    let slice = g % 8u;
+    let half = slice / 4u;
+    let l = 8u * (slice % 4u);
+    let ql = (block + 64u * half + l) / 4u;
+    let qh = (block + 128u + 32u * half + l) / 4u;
+    let ql0 = weights[ql];
+    let ql1 = weights[ql + 1u];
+    let ql2 = weights[ql + 8u];
+    let ql3 = weights[ql + 9u];
+    let qh0 = weights[qh];
+    let qh1 = weights[qh + 1u];
+    // Group k's scale for places l .. l + 8 is byte 8 · half + l / 16 + 2k of the 16.
+    let sc = (block + 192u + 8u * half) / 4u;
+    let sc0 = weights[sc];
+    let sc1 = weights[sc + 1u];
+    let is = l / 16u;
+    let d = unpack2x16float(weights[(block + 208u) / 4u]).x;
+    let g0 = dot(q6_k_quants(ql0, qh0, 0u, 0u), x.a) + dot(q6_k_quants(ql1, qh1, 0u, 0u), x.b);
+    let g1 = dot(q6_k_quants(ql2, qh0, 0u, 2u), x.c) + dot(q6_k_quants(ql3, qh1, 0u, 2u), x.d);
+    let g2 = dot(q6_k_quants(ql0, qh0, 4u, 4u), x.e) + dot(q6_k_quants(ql1, qh1, 4u, 4u), x.f);
+    let g3 = dot(q6_k_quants(ql2, qh0, 4u, 6u), x.g) + dot(q6_k_quants(ql3, qh1, 4u, 6u), x.h);
+    return d * (i8_of_word(sc0, is) * g0 + i8_of_word(sc0, is + 2u) * g1
+        + i8_of_word(sc1, is) * g2 + i8_of_word(sc1, is + 2u) * g3);
 }

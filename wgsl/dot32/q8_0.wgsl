@@ -1,7 +1,8 @@
 // Q8_0's dot32 (layout in quant/q8_0.wgsl; a padded block is 9 words, the 32 signed
 // bytes starting half way into the first).
 fn q8_0_bytes(lo: u32, hi: u32) -> vec4<f32> {
-    return sbytes4((lo >> 16u) | (hi << 16u));
+    // Flipping each sign bit adds 128 to the byte as two's complement.
+    return bytes4(((lo >> 16u) | (hi << 16u)) ^ 0x80808080u, 128.0);
 }
 
 fn dot32(row: u32, g: u32, x: X32) -> f32 {

@@ -38,8 +38,6 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     /// Whether the device was opened with `TIMESTAMP_QUERY` (pass timestamps, for profiling).
     timestamps: bool,
-    /// Whether the device was opened with `SUBGROUP` (subgroup reductions in kernels).
-    subgroups: bool,
     /// Errors wgpu reported outside any error scope, and why the device was lost.
     reported: Arc<Mutex<Vec<String>>>,
 }
@@ -103,8 +101,7 @@ impl GpuContext {
         let info = adapter.get_info();
         // Optional features only where the adapter offers them: asking for one it lacks
         // fails the whole device request.
-        let features =
-            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rustorch"),
             required_features: features,
@@ -133,7 +130,6 @@ impl GpuContext {
             queue,
             info,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
-            subgroups: features.contains(wgpu::Features::SUBGROUP),
             reported,
         })
     }
@@ -146,11 +142,6 @@ impl GpuContext {
     /// [`super::GpuExecutor::profile`] needs.
     pub fn has_timestamps(&self) -> bool {
         self.timestamps
-    }
-
-    /// True when kernels may use subgroup operations (`SUBGROUP`).
-    pub fn has_subgroups(&self) -> bool {
-        self.subgroups
     }
 
     /// True for a software rasteriser (lavapipe, llvmpipe): correct, but slower than

@@ -214,7 +214,7 @@ fn dot32(ty: GgmlType) -> &'static [&'static str] {
         GgmlType::Q4_0 => &[CONSECUTIVE, wgsl!("dot32/q4_0.wgsl")],
         GgmlType::Q8_0 => &[CONSECUTIVE, wgsl!("dot32/q8_0.wgsl")],
         GgmlType::Q4K => &[wgsl!("dot32/q4_k.wgsl")],
-        GgmlType::Q6K => &[CONSECUTIVE, wgsl!("dot32/q6_k.wgsl")],
+        GgmlType::Q6K => &[wgsl!("dot32/q6_k.wgsl")],
         _ => &[CONSECUTIVE, wgsl!("dot32/generic.wgsl")],
     }
 }
