@@ -71,3 +71,43 @@ fn stats_dumps_and_plan() {
     assert!(info.contains("architecture"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `--emit-wgsl DIR`: one file per module the model may build, each a complete module
+/// that naga validates as it stands.
+#[test]
+fn emitted_wgsl_modules_stand_alone() {
+    let dir = tiny::scratch("emit-wgsl");
+    let gguf = tiny::write(&tiny::llama(2, 2, 2, 128), &dir, "model.gguf", 3);
+    let out = dir.join("wgsl");
+    stdout(&compile(&[
+        gguf.to_str().unwrap(),
+        "--emit-wgsl",
+        out.to_str().unwrap(),
+    ]));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for expected in [
+        "matmul_q8_0.wgsl",
+        "self_attention_f16.wgsl",
+        "self_attention_f32.wgsl",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n.starts_with("copy")), "{names:?}");
+    let caps =
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    for name in &names {
+        let source = std::fs::read_to_string(out.join(name)).unwrap();
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+    }
+}

@@ -1,9 +1,11 @@
 // The fused `attention` node: causal (optionally sliding-window) self-attention over
 // the KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
 // `attention` reads past positions from the caches and this step's rows from its
-// inputs, rounded as the cache would return them; `cache_store` then stores
-// this step's rows — after every query has read, so that a ring cache (a sliding
-// window's, slot = position mod ring) never loses a key a query of this step needs.
+// inputs, rounded as the cache would return them. A cache that holds every position
+// takes this step's rows in the same dispatch: they go to slots no query of the step
+// reads from the cache. A ring cache (a sliding window's, slot = position mod ring)
+// takes them in a `cache_store` dispatch after every query has read, so that it never
+// loses a key a query of this step needs.
 
 struct Params {
     n_head: u32,
@@ -181,9 +183,26 @@ fn attention(
         out[row + 2u * (lid + BLOCK)] = result.z;
         out[row + 2u * (lid + BLOCK) + 1u] = result.w;
     }
+    // The first query head of each kv head stores the kv head's rows.
+    if p.ring == 0u && h % (p.n_head / p.n_head_kv) == 0u {
+        let start = kvh * p.head_dim;
+        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
+            store_pair(t, start + e);
+        }
+    }
 }
 
-// One invocation per pair of values of this step's key and value rows.
+// Stores values e, e + 1 of this step's key and value row t (at position P + t).
+fn store_pair(t: u32, e: u32) {
+    let k_at = t * p.k_stride + p.k_offset + e;
+    let v_at = t * p.v_stride + p.v_offset + e;
+    let slot = (cache_row(step.past + t) + e) / 2u;
+    k_cache[slot] = stored_pair(vec2<f32>(k[k_at], k[k_at + 1u]));
+    v_cache[slot] = stored_pair(vec2<f32>(v[v_at], v[v_at + 1u]));
+}
+
+// A ring cache's store: one invocation per pair of values of this step's key and
+// value rows.
 @compute @workgroup_size(256)
 fn cache_store(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -199,13 +218,8 @@ fn cache_store(
     let pos = step.past + t;
     // A ring keeps only the last `ring` positions; older rows of this step would
     // share their slots.
-    if p.ring != 0u && pos + p.ring < step.context {
+    if pos + p.ring < step.context {
         return;
     }
-    let e = 2u * (pair % pairs);
-    let k_at = t * p.k_stride + p.k_offset + e;
-    let v_at = t * p.v_stride + p.v_offset + e;
-    let slot = (cache_row(pos) + e) / 2u;
-    k_cache[slot] = stored_pair(vec2<f32>(k[k_at], k[k_at + 1u]));
-    v_cache[slot] = stored_pair(vec2<f32>(v[v_at], v[v_at + 1u]));
+    store_pair(t, 2u * (pair % pairs));
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use super::pipeline_cache::PipelineCache;
 use super::GpuError;
 
 /// Which adapter to open.
@@ -40,6 +41,7 @@ pub struct GpuContext {
     timestamps: bool,
     /// Errors wgpu reported outside any error scope, and why the device was lost.
     reported: Arc<Mutex<Vec<String>>>,
+    pipeline_cache: Option<PipelineCache>,
 }
 
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
@@ -101,7 +103,8 @@ impl GpuContext {
         let info = adapter.get_info();
         // Optional features only where the adapter offers them: asking for one it lacks
         // fails the whole device request.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE);
         let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rustorch"),
             required_features: features,
@@ -125,13 +128,27 @@ impl GpuContext {
                 list.push(format!("device lost ({reason:?}): {message}"));
             }
         });
+        let pipeline_cache = PipelineCache::open(&device, &info);
         Ok(GpuContext {
             device,
             queue,
+            pipeline_cache,
             info,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             reported,
         })
+    }
+
+    /// The on-disk pipeline cache pipelines are built through, where there is one.
+    pub(super) fn pipeline_cache(&self) -> Option<&wgpu::PipelineCache> {
+        self.pipeline_cache.as_ref().map(|c| &c.cache)
+    }
+
+    /// Writes the pipeline cache back to disk (after building pipelines).
+    pub(super) fn save_pipeline_cache(&self) {
+        if let Some(cache) = &self.pipeline_cache {
+            cache.save();
+        }
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {

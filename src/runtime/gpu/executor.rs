@@ -9,6 +9,7 @@ use super::context::block_on;
 use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timestamps;
+use super::progress::UploadProgress;
 use super::shaders::{Module, MATMUL_ROWS_PER_GROUP};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
@@ -247,6 +248,17 @@ impl<'a> GpuExecutor<'a> {
     ) -> Result<GpuExecutor<'a>, GpuError> {
         context.check()?;
         let mut loader = Loader::new(context, gguf, options);
+        let names: std::collections::HashSet<&str> = graph
+            .schedule()
+            .flat_map(|id| graph.node(id).op.weights())
+            .map(|w| w.name.as_str())
+            .collect();
+        let weight_bytes = names
+            .iter()
+            .filter_map(|name| gguf.tensor_data(name))
+            .map(|(_, bytes)| bytes.len() as u64)
+            .sum();
+        loader.progress = Some(UploadProgress::new(weight_bytes));
         let output_node = graph.node(graph.output);
         let lowered = context.scoped(wgpu::ErrorFilter::OutOfMemory, || {
             let (values, n_vocab) = lower(graph, &mut loader)?;
@@ -266,6 +278,8 @@ impl<'a> GpuExecutor<'a> {
                 loader.limits.max_buffer_size
             ),
         };
+        // The progress line goes before anything else is printed.
+        loader.progress = None;
         let (output, n_vocab) = lowered.map_err(oom)??;
         context.check()?;
         let device = &context.device;
@@ -337,6 +351,7 @@ impl<'a> GpuExecutor<'a> {
             .map(|d| (!d.binds_cache()).then(|| bind_group(device, d, &step, &params, &[])))
             .collect();
         context.check()?;
+        context.save_pipeline_cache();
         let allocated = [&step, &readback, &argmax_result, &argmax_readback, &params]
             .iter()
             .map(|b| b.size())

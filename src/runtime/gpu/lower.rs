@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::executor::{Dispatch, Grid, ModulePipelines, Params, Rows, Source};
+use super::progress::UploadProgress;
 use super::shaders::{Access, Module, COLS_MULTIPLE};
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
@@ -71,6 +72,8 @@ pub(super) struct Loader<'a> {
     unused: Option<wgpu::Buffer>,
     /// Bytes of every buffer made, for the out-of-memory message.
     pub allocated: u64,
+    /// Weight bytes uploaded of those the graph reads.
+    pub progress: Option<UploadProgress>,
 }
 
 fn f(v: f32) -> u32 {
@@ -93,6 +96,7 @@ impl<'a> Loader<'a> {
             dispatches: Vec::new(),
             unused: None,
             allocated: 0,
+            progress: None,
         }
     }
 
@@ -166,7 +170,8 @@ impl<'a> Loader<'a> {
             .limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size);
-        self.allocated += segments.iter().map(|s| s.len() as u64).sum::<u64>();
+        let bytes = segments.iter().map(|s| s.len() as u64).sum::<u64>();
+        self.allocated += bytes;
         let parts = Rc::new(upload(
             &self.context.device,
             &name,
@@ -174,8 +179,15 @@ impl<'a> Loader<'a> {
             RowLayout::new(ty, cols),
             max_binding,
         )?);
+        self.uploaded(bytes);
         self.weights.insert(name, parts.clone());
         Ok(parts)
+    }
+
+    fn uploaded(&mut self, file_bytes: u64) {
+        if let Some(progress) = &mut self.progress {
+            progress.advance(file_bytes);
+        }
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<&'a [u8], GpuError> {
@@ -194,6 +206,7 @@ impl<'a> Loader<'a> {
             let start = values.len();
             values.resize(start + w.rows * w.cols, 0f32);
             kernels::dequantize_row(w.ty, bytes, &mut values[start..]);
+            self.uploaded(bytes.len() as u64);
         }
         self.allocated += values.len() as u64 * 4;
         Ok(wgpu::util::DeviceExt::create_buffer_init(
@@ -354,7 +367,7 @@ impl ModulePipelines {
                                     constants: &[],
                                     zero_initialize_workgroup_memory: false,
                                 },
-                                cache: None,
+                                cache: context.pipeline_cache(),
                             });
                         (entry, pipeline)
                     })
@@ -983,8 +996,9 @@ impl NodeLowering<'_> {
         )
     }
 
-    /// The fused `attention`: the attention dispatch, then the store of this step's
-    /// keys and values.
+    /// The fused `attention`: the attention dispatch, which also stores this step's
+    /// keys and values into a cache of every position; a ring cache's store follows
+    /// as its own dispatch.
     fn attention(&self, l: &mut Loader) -> Result<Value, GpuError> {
         let node = self.graph.node(self.id);
         let Op::Attention {
@@ -1051,18 +1065,20 @@ impl NodeLowering<'_> {
             },
             sources.clone(),
         )?;
-        l.dispatch(
-            &format!("{} store", node.label),
-            Module::SelfAttention(l.options.kv_type),
-            "cache_store",
-            params(),
-            Grid::Items {
-                per_row: (n_head_kv * head_dim) as u32 / 2,
-                rows: Rows::Tokens,
-                per_context: false,
-            },
-            sources,
-        )?;
+        if ring != 0 {
+            l.dispatch(
+                &format!("{} store", node.label),
+                Module::SelfAttention(l.options.kv_type),
+                "cache_store",
+                params(),
+                Grid::Items {
+                    per_row: (n_head_kv * head_dim) as u32 / 2,
+                    rows: Rows::Tokens,
+                    per_context: false,
+                },
+                sources,
+            )?;
+        }
         Ok(Value::Activation(View::whole(out, Rows::Tokens, out_len)))
     }
 }

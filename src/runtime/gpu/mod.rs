@@ -13,7 +13,9 @@ mod error;
 mod executor;
 mod kv;
 mod lower;
+mod pipeline_cache;
 mod profile;
+mod progress;
 mod shaders;
 mod weights;
 
@@ -22,5 +24,6 @@ pub use context::{AdapterChoice, GpuContext};
 pub use error::GpuError;
 pub use executor::{GpuExecutor, GpuOptions};
 pub use kv::GpuKvCache;
+pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{Access, Module, MATMUL_ROWS_PER_GROUP, WGSL_DIR_VARIABLE};
