@@ -1,11 +1,12 @@
 // The fused `attention` node: causal (optionally sliding-window) self-attention over
 // the KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
-// `attention` reads past positions from the caches and this step's rows from its
-// inputs, rounded as the cache would return them. A cache that holds every position
-// takes this step's rows in the same dispatch: they go to slots no query of the step
-// reads from the cache. A ring cache (a sliding window's, slot = position mod ring)
-// takes them in a `cache_store` dispatch after every query has read, so that it never
-// loses a key a query of this step needs.
+// A decode step (one token) stores its key and value rows first and then reads every
+// position from the caches. A longer step reads past positions from the caches and its
+// own rows from its inputs, rounded as the cache would return them; a cache that holds
+// every position then takes the step's rows in the same dispatch (they go to slots no
+// query of the step reads from the cache), and a ring cache (a sliding window's, slot
+// = position mod ring) in a `cache_store` dispatch after every query has read, so that
+// it never loses a key a query of the step needs.
 
 struct Params {
     n_head: u32,
@@ -42,31 +43,53 @@ fn cache_row(j: u32) -> u32 {
     return select(j, j % p.ring, p.ring != 0u) * kv_row_len();
 }
 
-// Scale-free score of the query (in q_row) with position j's key, head kvh, 16 values
+// Whether position j's key and value are read from the caches: past positions, and in
+// a decode step this step's own too, which its workgroups store first (see `attention`).
+fn in_cache(j: u32) -> bool {
+    return j < step.past || step.tokens == 1u;
+}
+
+// Scale-free score of the query (in q_row) with position j's key, head kvh, 32 values
 // at a time in straight-line code, so that their loads are in flight together.
 fn key_dot(j: u32, kvh: u32) -> f32 {
     var acc = 0.0;
-    if j < step.past {
+    var e = 0u;
+    if in_cache(j) {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-        for (var e = 0u; e < p.head_dim; e += 16u) {
-            let w = base + e / 2u;
-            let a = vec4<f32>(cache_pair(k_cache[w]), cache_pair(k_cache[w + 1u]));
-            let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
-            let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
-            let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
-            acc += dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
+        for (; e + 32u <= p.head_dim; e += 32u) {
+            acc += cached_dot16(base + e / 2u, e) + cached_dot16(base + e / 2u + 8u, e + 16u);
+        }
+        if e < p.head_dim {
+            acc += cached_dot16(base + e / 2u, e);
         }
     } else {
         let base = (j - step.past) * p.k_stride + p.k_offset + kvh * p.head_dim;
-        for (var e = 0u; e < p.head_dim; e += 16u) {
-            let a = as_stored4(input4(base + e));
-            let b = as_stored4(input4(base + e + 4u));
-            let c = as_stored4(input4(base + e + 8u));
-            let d = as_stored4(input4(base + e + 12u));
-            acc += dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
+        for (; e + 32u <= p.head_dim; e += 32u) {
+            acc += input_dot16(base + e, e) + input_dot16(base + e + 16u, e + 16u);
+        }
+        if e < p.head_dim {
+            acc += input_dot16(base + e, e);
         }
     }
     return acc;
+}
+
+// Query values e .. e + 16 with the 16 cached key values from pair w on.
+fn cached_dot16(w: u32, e: u32) -> f32 {
+    let a = vec4<f32>(cache_pair(k_cache[w]), cache_pair(k_cache[w + 1u]));
+    let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
+    let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
+    let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
+    return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
+}
+
+// Query values e .. e + 16 with this step's key values from `at` on, as stored.
+fn input_dot16(at: u32, e: u32) -> f32 {
+    let a = as_stored4(input4(at));
+    let b = as_stored4(input4(at + 4u));
+    let c = as_stored4(input4(at + 8u));
+    let d = as_stored4(input4(at + 12u));
+    return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
 }
 
 fn q4(e: u32) -> vec4<f32> {
@@ -83,7 +106,7 @@ fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
     let pairs = p.head_dim / 2u;
     var first = vec2<f32>();
     var second = vec2<f32>();
-    if j < step.past {
+    if in_cache(j) {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
         if lid < pairs {
             first = cache_pair(v_cache[base + lid]);
@@ -135,6 +158,17 @@ fn attention(
     for (var e = lid; e < p.head_dim; e += BLOCK) {
         q_row[e] = q[t * p.q_stride + p.q_offset + h * p.head_dim + e];
     }
+    // In a decode step every workgroup stores the step's key and value rows of its kv
+    // head (the same values, whichever write lands) before it reads: then every key
+    // comes from the cache, with no branch between cache and input to serialise the
+    // loads. No query of the step needs the slot a ring overwrites (a ring holds the
+    // window or more).
+    if step.tokens == 1u {
+        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
+            store_pair(0u, kvh * p.head_dim + e);
+        }
+        storageBarrier();
+    }
     workgroupBarrier();
 
     var m = LOWEST;
@@ -156,19 +190,22 @@ fn attention(
         sum = sum * rescale + workgroup_sum(prob, lid);
         m = m_new;
         acc *= rescale;
-        // Four keys at a time: their value loads in flight together.
+        // Eight keys at a time, their value loads in flight together; keys past the
+        // block's last (probability 0) read the last key's values instead.
         let keys = min(BLOCK, pos + 1u - j0);
-        var jj = 0u;
-        for (; jj + 4u <= keys; jj += 4u) {
+        for (var jj = 0u; jj < keys; jj += 8u) {
+            let last = j0 + keys - 1u;
             let v0 = values4(j0 + jj, kvh, lid);
-            let v1 = values4(j0 + jj + 1u, kvh, lid);
-            let v2 = values4(j0 + jj + 2u, kvh, lid);
-            let v3 = values4(j0 + jj + 3u, kvh, lid);
+            let v1 = values4(min(j0 + jj + 1u, last), kvh, lid);
+            let v2 = values4(min(j0 + jj + 2u, last), kvh, lid);
+            let v3 = values4(min(j0 + jj + 3u, last), kvh, lid);
+            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid);
+            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid);
+            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid);
+            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid);
             acc += block_probs[jj] * v0 + block_probs[jj + 1u] * v1 + block_probs[jj + 2u] * v2
-                + block_probs[jj + 3u] * v3;
-        }
-        for (; jj < keys; jj++) {
-            acc += block_probs[jj] * values4(j0 + jj, kvh, lid);
+                + block_probs[jj + 3u] * v3 + block_probs[jj + 4u] * v4 + block_probs[jj + 5u] * v5
+                + block_probs[jj + 6u] * v6 + block_probs[jj + 7u] * v7;
         }
         workgroupBarrier();
     }
@@ -183,8 +220,9 @@ fn attention(
         out[row + 2u * (lid + BLOCK)] = result.z;
         out[row + 2u * (lid + BLOCK) + 1u] = result.w;
     }
-    // The first query head of each kv head stores the kv head's rows.
-    if p.ring == 0u && h % (p.n_head / p.n_head_kv) == 0u {
+    // In a longer step the first query head of each kv head stores the kv head's
+    // rows (a ring's wait for `cache_store`).
+    if p.ring == 0u && step.tokens > 1u && h % (p.n_head / p.n_head_kv) == 0u {
         let start = kvh * p.head_dim;
         for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
             store_pair(t, start + e);

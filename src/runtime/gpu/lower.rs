@@ -1022,9 +1022,10 @@ impl NodeLowering<'_> {
         if [&q, &k, &v].iter().any(|x| x.last_row) {
             return Err(self.unsupported("attention reads every row of q, k and v"));
         }
-        let cache = &self.graph.caches[k_cache];
-        let ring = if cache.ring {
-            cache.positions(l.options.context) as u32
+        // A ring as long as the context never wraps: it is stored as a full cache.
+        let positions = self.graph.caches[k_cache].positions(l.options.context);
+        let ring = if self.graph.caches[k_cache].ring && positions < l.options.context {
+            positions as u32
         } else {
             0
         };
