@@ -74,7 +74,7 @@ fn profile_times_every_dispatch_of_both_steps() {
     let json = success_json(&o);
     let model = Model::load(&path).unwrap();
     let executor = session_executor(&model, context);
-    assert_eq!(json["dispatches_per_token"], executor.dispatch_count());
+    assert_eq!(json["dispatches_per_token"], executor.dispatch_count(1));
     assert!(f64_of(&json["timestamp_period_ns"]) > 0.0);
 
     let prompt = json["prompt_tokens"].as_array().unwrap().len();
@@ -84,7 +84,10 @@ fn profile_times_every_dispatch_of_both_steps() {
         assert_eq!(step["tokens"], tokens, "{name}");
         assert_eq!(step["past"], past, "{name}");
         let dispatches = step["dispatches"].as_array().unwrap();
-        let want: Vec<(&str, u64)> = executor.dispatch_reads(tokens).collect();
+        let want: Vec<(&str, u64)> = executor
+            .dispatch_reads(tokens)
+            .map(|(_, label, bytes)| (label, bytes))
+            .collect();
         assert_eq!(dispatches.len(), want.len(), "{name}: every dispatch");
         let mut sum = 0.0;
         for (i, (d, (label, weight_bytes))) in dispatches.iter().zip(&want).enumerate() {
@@ -173,7 +176,7 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     let model = Model::load(&path).unwrap();
     let executor = session_executor(&model, context);
     let kv = executor.kv_cache().unwrap();
-    assert_eq!(g["dispatches_per_token"], executor.dispatch_count());
+    assert_eq!(g["dispatches_per_token"], executor.dispatch_count(1));
     assert_eq!(g["weight_bytes_per_token"], executor.weight_bytes(1));
     assert_eq!(
         g["allocated_bytes"],

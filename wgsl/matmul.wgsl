@@ -21,6 +21,11 @@ struct Params {
     x_last_row: u32,
     // 1: add residual[t, c].
     residual: u32,
+    // 1 (decode only): x_vec4 holds the rows before the linear's RMS-norm prologue,
+    // which this kernel applies itself: x times `norm_weight4`, the sums times the
+    // inverse RMS of x (the prologue's own dispatch then runs only for longer steps).
+    prologue: u32,
+    eps: f32,
 }
 
 @group(0) @binding(1) var<uniform> p: Params;
@@ -33,6 +38,8 @@ struct Params {
 // The weights again, 16 bytes a load (buffers are padded to 16 bytes), for the decode
 // dot products whose rows are whole vec4 words.
 @group(0) @binding(7) var<storage, read> weights4: array<vec4<u32>>;
+// The prologue's norm weight, four values a load.
+@group(0) @binding(8) var<storage, read> norm_weight4: array<vec4<f32>>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
@@ -50,9 +57,10 @@ fn store(t: u32, c: u32, value: f32) {
 }
 
 // The 32 values of x[0, :] a slice of a weight row multiplies (see `columns32`): four
-// runs of 8, a b, c d, e f and g h, and the sums of the first two runs and of the
-// last two. Named vectors, not an array: drivers put dynamically indexed private
-// arrays in slow local memory.
+// runs of 8, a b, c d, e f and g h, the sums of the first two runs and of the last
+// two, and (for a folded prologue) the sum of their squares before the norm weight.
+// Named vectors, not an array: drivers put dynamically indexed private arrays in slow
+// local memory.
 struct X32 {
     a: vec4<f32>,
     b: vec4<f32>,
@@ -64,6 +72,7 @@ struct X32 {
     h: vec4<f32>,
     low_sum: f32,
     high_sum: f32,
+    squares: f32,
 }
 
 // Values of x's (one) row in the runs of 8 columns starting at `starts`.
@@ -79,6 +88,19 @@ fn x32(starts: vec4<u32>) -> X32 {
     x.f = x_vec4[at.z + 1u];
     x.g = x_vec4[at.w];
     x.h = x_vec4[at.w + 1u];
+    x.squares = dot(x.a, x.a) + dot(x.b, x.b) + dot(x.c, x.c) + dot(x.d, x.d) + dot(x.e, x.e)
+        + dot(x.f, x.f) + dot(x.g, x.g) + dot(x.h, x.h);
+    if p.prologue == 1u {
+        let w = starts / 4u;
+        x.a *= norm_weight4[w.x];
+        x.b *= norm_weight4[w.x + 1u];
+        x.c *= norm_weight4[w.y];
+        x.d *= norm_weight4[w.y + 1u];
+        x.e *= norm_weight4[w.z];
+        x.f *= norm_weight4[w.z + 1u];
+        x.g *= norm_weight4[w.w];
+        x.h *= norm_weight4[w.w + 1u];
+    }
     x.low_sum = dot(x.a + x.b + x.c + x.d, vec4<f32>(1.0));
     x.high_sum = dot(x.e + x.f + x.g + x.h, vec4<f32>(1.0));
     return x;
@@ -88,9 +110,11 @@ fn x32(starts: vec4<u32>) -> X32 {
 // lane of a vec4 accumulator. Each invocation strides along the rows a slice of 32
 // weights at a time: it loads the 32 values of x the slice multiplies once, then each
 // row's `dot32` (the weight type's dot product, straight-line word loads where the
-// type has one). One reduction then sums all four rows at once.
+// type has one). One reduction then sums all four rows at once, and the squares of x
+// for a folded prologue.
 const ROWS_PER_GROUP: u32 = 4u;
 var<workgroup> partial: array<vec4<f32>, 64>;
+var<workgroup> partial_squares: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn matmul_decode(
@@ -102,8 +126,10 @@ fn matmul_decode(
     let stride = row_bytes(p.cols);
     let last = min(first + ROWS_PER_GROUP, p.rows);
     var acc = vec4<f32>();
+    var squares = 0.0;
     for (var g = lid; g < p.cols / 32u; g += 64u) {
         let x = x32(columns32(g));
+        squares += x.squares;
         // Rows past the last repeat it (their sums are never stored): no branches, so
         // all four rows' loads can be in flight together.
         acc.x += dot32(min(first, p.rows - 1u) * stride, g, x);
@@ -112,15 +138,21 @@ fn matmul_decode(
         acc.w += dot32(min(first + 3u, p.rows - 1u) * stride, g, x);
     }
     partial[lid] = acc;
+    partial_squares[lid] = squares;
     workgroupBarrier();
     for (var half = 32u; half > 0u; half /= 2u) {
         if lid < half {
             partial[lid] += partial[lid + half];
+            partial_squares[lid] += partial_squares[lid + half];
         }
         workgroupBarrier();
     }
+    var scale = 1.0;
+    if p.prologue == 1u {
+        scale = 1.0 / sqrt(partial_squares[0] / f32(p.cols) + p.eps);
+    }
     if first + lid < last {
-        store(0u, first + lid, partial[0][lid]);
+        store(0u, first + lid, partial[0][lid] * scale);
     }
 }
 

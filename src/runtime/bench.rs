@@ -122,7 +122,7 @@ fn gpu_figures(session: &mut Session<'_>, tg_tok_s: f64) -> Result<Option<GpuFig
     let copy = copy_bandwidth(executor.context()).map_err(|e| RunError::Device(e.to_string()))?;
     let weight_bytes_per_token = executor.weight_bytes(1);
     Ok(Some(GpuFigures {
-        dispatches_per_token: executor.dispatch_count(),
+        dispatches_per_token: executor.dispatch_count(1),
         weight_bytes_per_token,
         tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
         copy,

@@ -77,6 +77,16 @@ pub(super) enum Grid {
     Matmul { rows: u32, tokens: Rows },
 }
 
+impl Grid {
+    /// The rows of the activation it runs over.
+    fn rows(self) -> Rows {
+        match self {
+            Grid::Items { rows, .. } | Grid::Groups { rows, .. } => rows,
+            Grid::Matmul { tokens, .. } => tokens,
+        }
+    }
+}
+
 const ITEMS_PER_GROUP: u32 = 256;
 /// The prefill matmul's output tile: weight rows × tokens.
 const MATMUL_TILE: u32 = 64;
@@ -100,11 +110,19 @@ pub(super) struct Dispatch {
     pub sources: Vec<Source>,
     /// The weight bytes it reads (set by `Loader::reads` for embeddings and matmuls).
     pub weight: WeightRead,
+    /// A linear's norm prologue that the matmul's single-row kernel applies itself:
+    /// skipped in steps where that kernel runs (its rows resolve to one).
+    pub folded: bool,
 }
 
 impl Dispatch {
     fn binds_cache(&self) -> bool {
         self.sources.iter().any(|s| matches!(s, Source::Cache(_)))
+    }
+
+    /// Whether it runs in a step of `tokens` tokens.
+    fn runs(&self, tokens: u32) -> bool {
+        !(self.folded && self.grid.rows().resolve(tokens) == 1)
     }
 
     /// The pipeline and workgroup count for a step of `tokens` tokens and `context` keys.
@@ -334,6 +352,7 @@ impl<'a> GpuExecutor<'a> {
                 Source::Buffer(argmax_result.clone()),
             ],
             weight: WeightRead::None,
+            folded: false,
         };
 
         let params = wgpu::util::DeviceExt::create_buffer_init(
@@ -382,22 +401,32 @@ impl<'a> GpuExecutor<'a> {
         })
     }
 
-    /// Dispatches per step (the argmax not counted).
-    pub fn dispatch_count(&self) -> usize {
-        self.dispatches.len()
-    }
-
-    /// Each dispatch of a step, in order: its label (its graph node's) and the weight
-    /// bytes it reads in a step of `tokens` tokens.
-    pub fn dispatch_reads(&self, tokens: usize) -> impl Iterator<Item = (&str, u64)> + '_ {
+    /// Dispatches a step of `tokens` tokens runs (the argmax not counted).
+    pub fn dispatch_count(&self, tokens: usize) -> usize {
         self.dispatches
             .iter()
-            .map(move |d| (d.label.as_str(), d.weight.bytes(tokens)))
+            .filter(|d| d.runs(tokens as u32))
+            .count()
+    }
+
+    /// Each dispatch a step of `tokens` tokens runs, in order: its index among all
+    /// dispatches, its label (its graph node's) and the weight bytes it reads.
+    pub fn dispatch_reads(&self, tokens: usize) -> impl Iterator<Item = (usize, &str, u64)> + '_ {
+        self.dispatches
+            .iter()
+            .enumerate()
+            .filter(move |(_, d)| d.runs(tokens as u32))
+            .map(move |(i, d)| (i, d.label.as_str(), d.weight.bytes(tokens)))
+    }
+
+    /// Dispatches of the longest step: the timestamp slots a profile needs.
+    pub(super) fn dispatch_slots(&self) -> usize {
+        self.dispatches.len()
     }
 
     /// Weight bytes a step of `tokens` tokens reads (embedding rows and matmul weights).
     pub fn weight_bytes(&self, tokens: usize) -> u64 {
-        self.dispatch_reads(tokens).map(|(_, bytes)| bytes).sum()
+        self.dispatch_reads(tokens).map(|(_, _, bytes)| bytes).sum()
     }
 
     /// Bytes of the device buffers made at load (a KV cache's are its own).
@@ -575,15 +604,16 @@ impl<'a> GpuExecutor<'a> {
             pass.set_bind_group(0, bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
         };
+        let running = (0..self.dispatches.len()).filter(|&i| self.dispatches[i].runs(t));
         match timestamps {
             None => {
                 let mut pass = step_pass(&mut encoder, None);
-                for i in 0..self.dispatches.len() {
+                for i in running {
                     encode(&mut pass, i);
                 }
             }
             Some(timestamps) => {
-                for i in 0..self.dispatches.len() {
+                for i in running {
                     encode(&mut step_pass(&mut encoder, Some(timestamps.writes(i))), i);
                 }
             }

@@ -251,9 +251,18 @@ impl<'a> Loader<'a> {
             params_offset,
             sources,
             weight: WeightRead::None,
+            folded: false,
         };
         self.dispatches.push(dispatch);
         Ok(())
+    }
+
+    /// Marks the dispatch added last as done by the next one's single-row kernel: it is
+    /// skipped in steps where that kernel runs.
+    fn fold_into_single_row_kernel(&mut self) {
+        if let Some(d) = self.dispatches.last_mut() {
+            d.folded = true;
+        }
     }
 
     /// Records the weight bytes the dispatch added last reads.
@@ -846,15 +855,27 @@ impl NodeLowering<'_> {
         let raw_len: usize = weights.iter().map(|w| w.rows).sum();
         let out = l.activation(label, max_rows(rows, l.options) * raw_len)?;
         let inline_residual = epilogue == [Epilogue::Residual];
-        let x = match prologue {
-            Some(p) => self.prologue(p, x, l)?,
+        // With a prologue, the single-row kernel reads the rows before it and applies
+        // it itself (`folded`: the rows and the norm weight).
+        let (x, folded) = match prologue {
+            Some(p) => {
+                let (normed, raw, weight) = self.prologue(p, x, l)?;
+                (normed, Some((raw, weight, p.eps)))
+            }
             // The decode kernel reads x four values a load.
             None if x.offset % 4 != 0 || x.stride % 4 != 0 => {
                 let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
                 let len = x.len;
-                View::whole(l.whole(&format!("{label} (x)"), x)?, rows, len)
+                (
+                    View::whole(l.whole(&format!("{label} (x)"), x)?, rows, len),
+                    None,
+                )
             }
-            None => x,
+            None => (x, None),
+        };
+        let (single_row_x, norm_weight, eps) = match folded {
+            Some((raw, weight, eps)) => (raw, weight, Some(eps)),
+            None => (x.buffer.clone(), l.unused(), None),
         };
         let residual = if inline_residual {
             Some(self.whole_input(1, l)?)
@@ -877,6 +898,8 @@ impl NodeLowering<'_> {
                     x.stride,
                     u32::from(x.last_row),
                     u32::from(inline_residual),
+                    u32::from(eps.is_some()),
+                    f(eps.unwrap_or(0.0)),
                 ]);
                 let grid = Grid::Matmul {
                     rows: part.rows as u32,
@@ -887,8 +910,9 @@ impl NodeLowering<'_> {
                     Source::Buffer(x.buffer.clone()),
                     bound(&residual),
                     Source::Buffer(out.clone()),
-                    Source::Buffer(x.buffer.clone()),
+                    Source::Buffer(single_row_x.clone()),
                     Source::Buffer(part.buffer.clone()),
+                    Source::Buffer(norm_weight.clone()),
                 ];
                 l.dispatch(
                     label,
@@ -913,8 +937,15 @@ impl NodeLowering<'_> {
         }))
     }
 
-    /// A linear's norm prologue over its input `x`: the normalised rows, whole.
-    fn prologue(&self, p: &NormPrologue, x: View, l: &mut Loader) -> Result<View, GpuError> {
+    /// A linear's norm prologue over its input `x`: the normalised rows (whole), the
+    /// rows before it (whole) and the norm weight. Its dispatch runs only in steps
+    /// where the linear's matmul has several rows: the single-row kernel folds it in.
+    fn prologue(
+        &self,
+        p: &NormPrologue,
+        x: View,
+        l: &mut Loader,
+    ) -> Result<(View, wgpu::Buffer, wgpu::Buffer), GpuError> {
         let label = format!("{} prologue", self.label());
         let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
         let len = x.len;
@@ -929,12 +960,13 @@ impl NodeLowering<'_> {
             Grid::Groups { per_row: 1, rows },
             vec![
                 Source::Buffer(src.clone()),
-                Source::Buffer(weight),
-                Source::Buffer(src),
+                Source::Buffer(weight.clone()),
+                Source::Buffer(src.clone()),
                 Source::Buffer(normed.clone()),
             ],
         )?;
-        Ok(View::whole(normed, rows, len))
+        l.fold_into_single_row_kernel();
+        Ok((View::whole(normed, rows, len), src, weight))
     }
 
     fn epilogue(

@@ -156,7 +156,7 @@ pub fn profile(
     let next = executor.run_argmax(prompt, 0, kv)?;
     executor.run_argmax(&[next], prompt.len(), kv)?;
     Ok(Profile {
-        dispatches_per_token: executor.dispatch_count(),
+        dispatches_per_token: executor.dispatch_count(1),
         timestamp_period_ns: context.queue.get_timestamp_period(),
         prefill: profile_step(executor, kv, prompt, 0)?,
         decode: profile_step(executor, kv, &[next], prompt.len())?,
@@ -176,7 +176,7 @@ fn profile_step(
     executor.run_argmax(tokens, past, kv)?;
     let unprofiled_wall_us = start.elapsed().as_secs_f64() * 1e6;
 
-    let timestamps = Timestamps::new(&context.device, executor.dispatch_count());
+    let timestamps = Timestamps::new(&context.device, executor.dispatch_slots());
     let start = Instant::now();
     let mut encoder = executor.record(tokens, past, kv, Some(&timestamps))?;
     timestamps.resolve(&mut encoder);
@@ -190,32 +190,35 @@ fn profile_step(
         .map(bytemuck::pod_read_unaligned)
         .collect();
     let us_per_tick = context.queue.get_timestamp_period() as f64 / 1000.0;
+    // Slots of dispatches the step skips hold nothing: only the running ones count.
+    let ran: Vec<usize> = executor
+        .dispatch_reads(tokens.len())
+        .map(|(index, _, _)| index)
+        .collect();
     let times: Vec<f64> = ticks
         .chunks_exact(2)
         .map(|pair| pair[1].saturating_sub(pair[0]) as f64 * us_per_tick)
         .collect();
-    let gpu_us: f64 = times.iter().sum();
-    let begin = ticks.iter().step_by(2).min().copied().unwrap_or(0);
-    let end = ticks.iter().skip(1).step_by(2).max().copied().unwrap_or(0);
+    let gpu_us: f64 = ran.iter().map(|&i| times[i]).sum();
+    let begin = ran.iter().map(|&i| ticks[2 * i]).min().unwrap_or(0);
+    let end = ran.iter().map(|&i| ticks[2 * i + 1]).max().unwrap_or(0);
     let dispatches = executor
         .dispatch_reads(tokens.len())
-        .zip(times)
         .enumerate()
-        .map(
-            |(index, ((label, weight_bytes), gpu_us_each))| DispatchTime {
-                index,
-                label: label.to_string(),
-                gpu_us: gpu_us_each,
-                percent: if gpu_us > 0.0 {
-                    100.0 * gpu_us_each / gpu_us
-                } else {
-                    0.0
-                },
-                weight_bytes,
-                gb_s: (weight_bytes > 0 && gpu_us_each > 0.0)
-                    .then(|| weight_bytes as f64 / gpu_us_each / 1e3),
+        .map(|(index, (slot, label, weight_bytes))| (index, label, weight_bytes, times[slot]))
+        .map(|(index, label, weight_bytes, gpu_us_each)| DispatchTime {
+            index,
+            label: label.to_string(),
+            gpu_us: gpu_us_each,
+            percent: if gpu_us > 0.0 {
+                100.0 * gpu_us_each / gpu_us
+            } else {
+                0.0
             },
-        )
+            weight_bytes,
+            gb_s: (weight_bytes > 0 && gpu_us_each > 0.0)
+                .then(|| weight_bytes as f64 / gpu_us_each / 1e3),
+        })
         .collect();
     Ok(StepProfile {
         tokens: tokens.len(),

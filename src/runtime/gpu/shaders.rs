@@ -157,8 +157,8 @@ impl Module {
     pub fn storage(self) -> &'static [Access] {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
-            // weights, x, residual, out, x as vec4, weights as vec4
-            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read, Read],
+            // weights, x, residual, out, x as vec4, weights as vec4, norm weight as vec4
+            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read, Read, Read],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
                 &[Read, Read, ReadWrite]
