@@ -79,7 +79,19 @@ impl Net {
     }
 
     /// Runs each step on the CPU and the GPU and compares the outputs.
-    fn check(mut self, output: NodeId, steps: &[&[u32]], what: &str) {
+    fn check(self, output: NodeId, steps: &[&[u32]], what: &str) {
+        self.check_shifted(output, steps, None, what);
+    }
+
+    /// As `check`, with a context shift on both sides, `(before step, keep, n)`: drop
+    /// positions keep .. keep + n before that step.
+    fn check_shifted(
+        mut self,
+        output: NodeId,
+        steps: &[&[u32]],
+        shift: Option<(usize, usize, usize)>,
+        what: &str,
+    ) {
         let Some(context) = gpu() else { return };
         self.graph.output = output;
         let file = TestFile::new(&self.tensors);
@@ -95,7 +107,13 @@ impl Net {
         let mut cpu_kv = KvCache::new(&self.graph, CONTEXT, self.kv_type);
         let mut gpu_kv = gpu.kv_cache().unwrap();
         let mut past = 0;
-        for tokens in steps {
+        for (i, tokens) in steps.iter().enumerate() {
+            if let Some((_, keep, n)) = shift.filter(|s| s.0 == i) {
+                cpu_kv.discard(keep, n, past);
+                gpu.discard(&mut gpu_kv, keep, n, past)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                past -= n;
+            }
             let want = cpu.run(tokens, past, &mut cpu_kv).unwrap();
             let got = gpu
                 .run(tokens, past, &mut gpu_kv)
@@ -473,9 +491,57 @@ fn rms_norm_mul_with_and_without_residual() {
     }
 }
 
-/// The fused attention, q, k and v being columns of one row as the linear before it
-/// makes them, over prefill and decode steps; a sliding window keeps a ring of
-/// `window` positions, which the later steps wrap around.
+/// A net of the fused attention, q, k and v being columns of one row as the linear
+/// before it makes them; the key cache rotated by `rotary` (which only a context shift
+/// reads), and a ring of `window` positions for a sliding window.
+fn attention_net(
+    head_dim: usize,
+    window: Option<usize>,
+    kv_type: KvType,
+    rotary: Option<Rope>,
+    rng: &mut SplitMix64,
+) -> (Net, NodeId) {
+    let (n_head, n_head_kv) = (4, 2);
+    let (q_len, kv_len) = (n_head * head_dim, n_head_kv * head_dim);
+    let mut net = Net::new();
+    net.kv_type = kv_type;
+    let qkv = net.input("qkv", q_len + 2 * kv_len, rng);
+    let mut column = |start, len| {
+        let op = Op::Columns {
+            cols: cols(start, len),
+        };
+        net.op(op, rows(len), &[qkv])
+    };
+    let (q, k, v) = (
+        column(0, q_len),
+        column(q_len, kv_len),
+        column(q_len + kv_len, kv_len),
+    );
+    for (i, rotary) in [rotary, None].into_iter().enumerate() {
+        net.graph.caches.push(CacheDecl {
+            name: format!("cache{i}"),
+            layer: 0,
+            row_len: kv_len,
+            window,
+            rotary,
+            ring: window.is_some(),
+        });
+    }
+    let op = Op::Attention {
+        n_head,
+        n_head_kv,
+        head_dim,
+        scale: 0.25,
+        window,
+        k_cache: 0,
+        v_cache: 1,
+    };
+    let out = net.op(op, rows(q_len), &[q, k, v]);
+    (net, out)
+}
+
+/// The fused attention over prefill and decode steps; a sliding window's ring, which
+/// the later steps wrap around.
 #[test]
 fn fused_attention_over_steps() {
     let mut rng = rng("fused_attention_over_steps");
@@ -489,57 +555,48 @@ fn fused_attention_over_steps() {
         (80, None, KvType::F32),
     ];
     for (head_dim, window, kv_type) in cases {
-        let (n_head, n_head_kv) = (4, 2);
-        let (q_len, kv_len) = (n_head * head_dim, n_head_kv * head_dim);
-        let mut net = Net::new();
-        net.kv_type = kv_type;
-        let qkv = net.input("qkv", q_len + 2 * kv_len, &mut rng);
-        let q = net.op(
-            Op::Columns {
-                cols: cols(0, q_len),
-            },
-            rows(q_len),
-            &[qkv],
-        );
-        let k = net.op(
-            Op::Columns {
-                cols: cols(q_len, kv_len),
-            },
-            rows(kv_len),
-            &[qkv],
-        );
-        let v = net.op(
-            Op::Columns {
-                cols: cols(q_len + kv_len, kv_len),
-            },
-            rows(kv_len),
-            &[qkv],
-        );
-        for i in 0..2 {
-            net.graph.caches.push(CacheDecl {
-                name: format!("cache{i}"),
-                layer: 0,
-                row_len: kv_len,
-                window,
-                rotary: None,
-                ring: window.is_some(),
-            });
-        }
-        let op = Op::Attention {
-            n_head,
-            n_head_kv,
-            head_dim,
-            scale: 0.25,
-            window,
-            k_cache: 0,
-            v_cache: 1,
-        };
-        let out = net.op(op, rows(q_len), &[q, k, v]);
+        let (net, out) = attention_net(head_dim, window, kv_type, None, &mut rng);
         net.check(
             out,
             steps,
             &format!("attention d={head_dim} window {window:?}, {kv_type:?} cache"),
         );
+    }
+}
+
+/// The context shift: after 9 positions, positions 2 .. 5 are dropped on both sides
+/// (rows moved down, keys turned back), then decode and prefill steps go on over the
+/// shifted caches; both rotations, rings, both cache types.
+#[test]
+fn context_shift_moves_rows_and_turns_keys() {
+    let mut rng = rng("context_shift_moves_rows_and_turns_keys");
+    let steps: &[&[u32]] = &[&[0, 1, 2, 3, 4], &[5], &[6, 7, 8], &[9], &[10, 11], &[12]];
+    let cases = [
+        (
+            16,
+            None,
+            KvType::F16,
+            Some(rope(RopeMode::Adjacent, 16, 16)),
+        ),
+        (16, None, KvType::F32, Some(rope(RopeMode::Halves, 16, 12))),
+        (
+            80,
+            Some(5),
+            KvType::F16,
+            Some(rope(RopeMode::Halves, 80, 80)),
+        ),
+        (
+            16,
+            Some(4),
+            KvType::F32,
+            Some(rope(RopeMode::Adjacent, 16, 8)),
+        ),
+        (16, None, KvType::F16, None),
+    ];
+    for (head_dim, window, kv_type, rotary) in cases {
+        let (net, out) = attention_net(head_dim, window, kv_type, rotary, &mut rng);
+        let what = format!("shift, d={head_dim} window {window:?}, {kv_type:?} cache, {rotary:?}");
+        net.check_shifted(out, steps, Some((3, 2, 3)), &what);
     }
 }
 

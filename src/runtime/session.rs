@@ -244,11 +244,9 @@ impl<'m> Session<'m> {
     pub fn discard(&mut self, keep: usize, n: usize) -> Result<(), RunError> {
         match &mut self.engine {
             Engine::Cpu { kv, .. } => kv.discard(keep, n, self.past),
-            Engine::Gpu { .. } => {
-                return Err(RunError::Device(
-                    "the GPU executor has no context shift yet".into(),
-                ))
-            }
+            Engine::Gpu { executor, kv, .. } => executor
+                .discard(kv, keep, n, self.past)
+                .map_err(gpu_failure)?,
         }
         self.past -= n;
         Ok(())

@@ -14,7 +14,7 @@ use super::shaders::{Module, MATMUL_ROWS_PER_GROUP};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
-use crate::graph::{Dim, Graph, Step, TensorType};
+use crate::graph::{CacheDecl, Dim, Graph, Step, TensorType};
 use crate::runtime::cpu::RunError;
 use crate::runtime::KvType;
 
@@ -201,8 +201,8 @@ pub struct GpuExecutor<'a> {
     options: GpuOptions,
     /// Bytes of every buffer made at load (weights, activations, step, read-back).
     allocated: u64,
-    /// Values each KV cache holds.
-    cache_sizes: Vec<usize>,
+    /// The graph's KV caches.
+    caches: Vec<CacheDecl>,
     n_vocab: usize,
     step: wgpu::Buffer,
     params: wgpu::Buffer,
@@ -381,11 +381,7 @@ impl<'a> GpuExecutor<'a> {
             id: NEXT_EXECUTOR.fetch_add(1, Ordering::Relaxed),
             options,
             allocated,
-            cache_sizes: graph
-                .caches
-                .iter()
-                .map(|c| c.positions(options.context) * c.row_len)
-                .collect(),
+            caches: graph.caches.clone(),
             n_vocab,
             step,
             params,
@@ -444,14 +440,15 @@ impl<'a> GpuExecutor<'a> {
         let device = &self.context.device;
         let capacity = self.options.context;
         let buffers: Vec<wgpu::Buffer> = self
-            .cache_sizes
+            .caches
             .iter()
-            .enumerate()
-            .map(|(i, values)| {
+            .map(|c| {
+                let values = c.positions(capacity) * c.row_len;
                 device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&format!("kv cache {i}")),
+                    label: Some(&c.name),
                     size: padded(values * self.options.kv_type.bytes()),
-                    usage: wgpu::BufferUsages::STORAGE,
+                    // A source of the context shift's copy.
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                     mapped_at_creation: false,
                 })
             })
@@ -470,7 +467,34 @@ impl<'a> GpuExecutor<'a> {
             capacity,
             bytes: buffers.iter().map(|b| b.size()).sum(),
             bind_groups,
+            buffers,
         })
+    }
+
+    /// The context shift: drops positions `keep .. keep + n` of `kv`, which holds
+    /// `past` positions; the later ones move down by `n` (keys turned back by `n`
+    /// positions), as the CPU's [`crate::runtime::KvCache::discard`].
+    pub fn discard(
+        &self,
+        kv: &mut GpuKvCache,
+        keep: usize,
+        n: usize,
+        past: usize,
+    ) -> Result<(), GpuError> {
+        if kv.owner != self.id {
+            return Err(GpuError::ForeignCache);
+        }
+        super::shift::discard(
+            self.context,
+            &self.step,
+            &self.caches,
+            &kv.buffers,
+            self.options.kv_type,
+            kv.capacity,
+            keep,
+            n,
+            past,
+        )
     }
 
     /// Runs one step over `tokens` at positions `past ..`, reading and extending `kv`.

@@ -10,6 +10,8 @@ pub struct GpuKvCache {
     pub(super) bytes: u64,
     /// Per dispatch of the executor: its bind group when it binds a cache buffer.
     pub(super) bind_groups: Vec<Option<wgpu::BindGroup>>,
+    /// One per cache of the graph.
+    pub(super) buffers: Vec<wgpu::Buffer>,
 }
 
 impl GpuKvCache {

@@ -17,6 +17,7 @@ mod pipeline_cache;
 mod profile;
 mod progress;
 mod shaders;
+mod shift;
 mod weights;
 
 pub use bandwidth::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};

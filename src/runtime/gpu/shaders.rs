@@ -38,6 +38,8 @@ pub enum Module {
     RmsNorm,
     Rope,
     KvCache(KvType),
+    /// The context shift: moves a cache's rows and turns its keys back.
+    KvShift(KvType),
     Attention(KvType),
     SelfAttention(KvType),
     Argmax,
@@ -71,6 +73,7 @@ impl Module {
         for kv in [KvType::F16, KvType::F32] {
             all.extend([
                 Module::KvCache(kv),
+                Module::KvShift(kv),
                 Module::Attention(kv),
                 Module::SelfAttention(kv),
             ]);
@@ -129,6 +132,7 @@ impl Module {
             Module::RmsNorm => "rms_norm".into(),
             Module::Rope => "rope".into(),
             Module::KvCache(kv) => format!("kv_cache_{}", kv.name()),
+            Module::KvShift(kv) => format!("kv_shift_{}", kv.name()),
             Module::Attention(kv) => format!("attention_{}", kv.name()),
             Module::SelfAttention(kv) => format!("self_attention_{}", kv.name()),
             Module::Argmax => "argmax".into(),
@@ -145,6 +149,7 @@ impl Module {
             Module::RmsNorm => &["rms_norm", "rms_norm_mul"],
             Module::Rope => &["rope"],
             Module::KvCache(_) => &["cache_write"],
+            Module::KvShift(_) => &["cache_shift"],
             Module::Attention(_) => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
             Module::SelfAttention(_) => &["attention", "cache_store"],
             Module::Argmax => &["argmax"],
@@ -167,7 +172,11 @@ impl Module {
             Module::RmsNorm => &[Read, Read, Read, ReadWrite],
             // q, k, v, k cache, v cache, out
             Module::SelfAttention(_) => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Module::Rope | Module::KvCache(_) | Module::Argmax | Module::Copy => &[Read, ReadWrite],
+            Module::Rope
+            | Module::KvCache(_)
+            | Module::KvShift(_)
+            | Module::Argmax
+            | Module::Copy => &[Read, ReadWrite],
         }
     }
 
@@ -187,6 +196,9 @@ impl Module {
             Module::RmsNorm => vec![PRELUDE, wgsl!("rms_norm.wgsl")],
             Module::Rope => vec![PRELUDE, ROTARY, wgsl!("rope.wgsl")],
             Module::KvCache(kv) => vec![PRELUDE, cache_pairs(kv), wgsl!("kv_cache.wgsl")],
+            Module::KvShift(kv) => {
+                vec![PRELUDE, cache_pairs(kv), ROTARY, wgsl!("kv_shift.wgsl")]
+            }
             Module::Attention(kv) => vec![PRELUDE, cache_pairs(kv), wgsl!("attention.wgsl")],
             Module::SelfAttention(kv) => {
                 vec![PRELUDE, cache_pairs(kv), wgsl!("self_attention.wgsl")]
