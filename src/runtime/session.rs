@@ -134,7 +134,7 @@ impl Model {
         Ok(Session {
             model: self,
             engine: Engine::Gpu {
-                executor,
+                executor: Box::new(executor),
                 kv,
                 capacity,
                 step: options.max_tokens,
@@ -162,7 +162,8 @@ enum Engine<'m> {
         kv: KvCache,
     },
     Gpu {
-        executor: GpuExecutor<'m>,
+        // Boxed: an executor is several times the size of the CPU's state.
+        executor: Box<GpuExecutor<'m>>,
         kv: GpuKvCache,
         capacity: usize,
         /// Most tokens a step runs.
