@@ -30,6 +30,8 @@ struct Net {
     ids: NodeId,
     /// The KV cache type of both sides.
     kv_type: KvType,
+    /// The position of the first step's first token.
+    first_position: usize,
 }
 
 impl Net {
@@ -45,6 +47,7 @@ impl Net {
             tensors: Vec::new(),
             ids,
             kv_type: KvType::F16,
+            first_position: 0,
         }
     }
 
@@ -97,16 +100,17 @@ impl Net {
         let file = TestFile::new(&self.tensors);
         let cpu = CpuInterpreter::new(&self.graph, &file.gguf).unwrap();
         let max_tokens = steps.iter().map(|s| s.len()).max().unwrap();
+        let capacity = self.first_position + CONTEXT;
         let options = GpuOptions {
             max_tokens,
-            context: CONTEXT,
+            context: capacity,
             kv_type: self.kv_type,
         };
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let mut cpu_kv = KvCache::new(&self.graph, CONTEXT, self.kv_type);
+        let mut cpu_kv = KvCache::new(&self.graph, capacity, self.kv_type);
         let mut gpu_kv = gpu.kv_cache().unwrap();
-        let mut past = 0;
+        let mut past = self.first_position;
         for (i, tokens) in steps.iter().enumerate() {
             if let Some((_, keep, n)) = shift.filter(|s| s.0 == i) {
                 cpu_kv.discard(keep, n, past);
@@ -230,12 +234,16 @@ fn last_row() {
 #[test]
 fn rope_both_modes() {
     let mut rng = rng("rope_both_modes");
-    for (mode, n_rot) in [
-        (RopeMode::Adjacent, 32),
-        (RopeMode::Halves, 32),
-        (RopeMode::Halves, 16),
+    for (mode, n_rot, first_position) in [
+        (RopeMode::Adjacent, 32, 0),
+        (RopeMode::Halves, 32, 0),
+        (RopeMode::Halves, 16, 0),
+        // Angles of up to 10^5 radians: sin and cos need a careful range reduction.
+        (RopeMode::Adjacent, 32, 100_000),
+        (RopeMode::Halves, 32, 100_000),
     ] {
         let mut net = Net::new();
+        net.first_position = first_position;
         let x = net.input("x", 4 * 32, &mut rng);
         let rope = Rope {
             mode,
@@ -245,7 +253,8 @@ fn rope_both_modes() {
             freq_scale: 0.5 + rng.unit(),
         };
         let out = net.same(Op::Rope(rope), &[x]);
-        net.check(out, STEPS, &format!("rope {mode:?} n_rot {n_rot}"));
+        let what = format!("rope {mode:?} n_rot {n_rot} from position {first_position}");
+        net.check(out, STEPS, &what);
     }
 }
 
@@ -343,23 +352,25 @@ fn rope(mode: RopeMode, head_dim: usize, n_rot: usize) -> Rope {
 #[test]
 fn linear_with_prologue_and_head_epilogues() {
     let mut rng = rng("linear_with_prologue_and_head_epilogues");
+    // Near the start, and 70,000 positions in (angles of 10^4 radians and more).
+    for first_position in [0, 70_000] {
+        linear_qkv_case(first_position, &mut rng);
+    }
+}
+
+fn linear_qkv_case(first_position: usize, rng: &mut SplitMix64) {
     let (head, n_cols) = (32, 256);
     let mut net = Net::new();
-    let x = net.input("x", n_cols, &mut rng);
+    net.first_position = first_position;
+    let x = net.input("x", n_cols, rng);
     let weights = vec![
-        net.weight(Tensor::random(
-            "q",
-            GgmlType::Q4K,
-            2 * head,
-            n_cols,
-            &mut rng,
-        )),
-        net.weight(Tensor::random("k", GgmlType::Q4K, head, n_cols, &mut rng)),
-        net.weight(Tensor::random("v", GgmlType::Q6K, head, n_cols, &mut rng)),
+        net.weight(Tensor::random("q", GgmlType::Q4K, 2 * head, n_cols, rng)),
+        net.weight(Tensor::random("k", GgmlType::Q4K, head, n_cols, rng)),
+        net.weight(Tensor::random("v", GgmlType::Q6K, head, n_cols, rng)),
     ];
-    let norm = net.weight(Tensor::random("norm", GgmlType::F32, 1, n_cols, &mut rng));
-    let q_norm = net.weight(Tensor::random("q_norm", GgmlType::F32, 1, head, &mut rng));
-    let k_norm = net.weight(Tensor::random("k_norm", GgmlType::F32, 1, head, &mut rng));
+    let norm = net.weight(Tensor::random("norm", GgmlType::F32, 1, n_cols, rng));
+    let q_norm = net.weight(Tensor::random("q_norm", GgmlType::F32, 1, head, rng));
+    let k_norm = net.weight(Tensor::random("k_norm", GgmlType::F32, 1, head, rng));
     let head_norm = |c: Cols, weight: Weight| Epilogue::Norm {
         cols: c,
         eps: 1e-6,
@@ -391,7 +402,11 @@ fn linear_with_prologue_and_head_epilogues() {
         epilogue,
     };
     let out = net.op(op, rows(4 * head), &[x]);
-    net.check(out, STEPS, "linear q+k+v");
+    net.check(
+        out,
+        STEPS,
+        &format!("linear q+k+v from position {first_position}"),
+    );
 }
 
 /// Gate and up side by side, the gated activation, then the residual add; and a

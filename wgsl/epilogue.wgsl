@@ -21,7 +21,8 @@ struct EpilogueStep {
 
 // a: group, b: eps (f32 bits), c: offset of the norm weight in `vectors`.
 const NORM: u32 = 0u;
-// a: head_dim, b: n_rot, c: mode (0 adjacent, 1 halves), d: base, e: freq_scale (f32 bits).
+// a: head_dim, b: n_rot, c: mode (0 adjacent, 1 halves), d: offset of the inverse
+// frequencies (rotary.wgsl) in `vectors`, e: freq_scale (f32 bits).
 const ROPE: u32 = 1u;
 // a: factor (f32 bits).
 const SCALE: u32 = 2u;
@@ -90,7 +91,6 @@ fn epilogue(
             }
             case ROPE: {
                 let half = st.b / 2u;
-                let base = bitcast<f32>(st.d);
                 let pos = f32(step.past + t) * bitcast<f32>(st.e);
                 let heads_here = (max(end, first) - first) / st.a;
                 for (var q = lid; q < heads_here * half; q += REDUCE_WIDTH) {
@@ -98,13 +98,9 @@ fn epilogue(
                     let head = row + first + (q / half) * st.a;
                     let a = head + select(i, 2u * i, st.c == 0u);
                     let b = a + select(half, 1u, st.c == 0u);
-                    let angle = rope_angle(pos, i, st.b, base);
-                    let s = sin(angle);
-                    let c = cos(angle);
-                    let x0 = rows[a];
-                    let x1 = rows[b];
-                    rows[a] = x0 * c - x1 * s;
-                    rows[b] = x0 * s + x1 * c;
+                    let turned = turn(rows[a], rows[b], pos * vectors[st.d + i]);
+                    rows[a] = turned.x;
+                    rows[b] = turned.y;
                 }
             }
             case SCALE: {

@@ -10,7 +10,6 @@ struct Params {
     n_rot: u32,
     // 0: pairs adjacent values, 1: pairs halves (as rope.wgsl); 2: no rotation.
     mode: u32,
-    base: f32,
     freq_scale: f32,
     n: u32,
     first: u32,
@@ -22,6 +21,8 @@ struct Params {
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> moved: array<CachePair>;
 @group(0) @binding(3) var<storage, read_write> cache: array<CachePair>;
+// The rotation's inverse frequencies (rotary.wgsl).
+@group(0) @binding(4) var<storage, read> inv_freq: array<f32>;
 
 const ADJACENT: u32 = 0u;
 const HALVES: u32 = 1u;
@@ -33,10 +34,7 @@ fn row_start(pos: u32) -> u32 {
 
 // Values (x0, x1) turned by −n at angle pair i.
 fn turned(x0: f32, x1: f32, i: u32) -> vec2<f32> {
-    let angle = rope_angle(-f32(p.n) * p.freq_scale, i, p.n_rot, p.base);
-    let s = sin(angle);
-    let c = cos(angle);
-    return vec2<f32>(x0 * c - x1 * s, x0 * s + x1 * c);
+    return turn(x0, x1, -f32(p.n) * p.freq_scale * inv_freq[i]);
 }
 
 @compute @workgroup_size(256)

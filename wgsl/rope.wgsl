@@ -1,5 +1,5 @@
 // Rotary position embedding of each head of each row t at position P + t: pair i
-// of a head turns by pos · freq_scale · base^(−2i / n_rot). `mode` 0 pairs adjacent
+// of a head turns by pos · freq_scale · inv_freq[i] (rotary.wgsl). `mode` 0 pairs adjacent
 // values (2i, 2i + 1), 1 pairs halves (i, i + n_rot / 2); values past n_rot are copied.
 // One invocation per output value.
 
@@ -8,7 +8,6 @@ struct Params {
     head_dim: u32,
     n_rot: u32,
     mode: u32,
-    base: f32,
     freq_scale: f32,
     fixed_rows: u32,
 }
@@ -16,6 +15,7 @@ struct Params {
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> inv_freq: array<f32>;
 
 const ADJACENT: u32 = 0u;
 
@@ -49,10 +49,6 @@ fn rope(
         first = idx - d + i;
         second = first + half;
     }
-    let angle = rope_angle(f32(step.past + t) * p.freq_scale, i, p.n_rot, p.base);
-    let s = sin(angle);
-    let c = cos(angle);
-    let x0 = x[first];
-    let x1 = x[second];
-    out[idx] = select(x0 * c - x1 * s, x0 * s + x1 * c, idx == second);
+    let turned = turn(x[first], x[second], f32(step.past + t) * p.freq_scale * inv_freq[i]);
+    out[idx] = select(turned.x, turned.y, idx == second);
 }

@@ -93,6 +93,16 @@ pub struct Rope {
     pub freq_scale: f32,
 }
 
+impl Rope {
+    /// `base^(−2i / n_rot)` for each pair i, in f32: the one table both the CPU and
+    /// the GPU kernels multiply positions by, so that their angles agree to the bit.
+    pub fn inv_freq(&self) -> Vec<f32> {
+        (0..self.n_rot / 2)
+            .map(|i| self.base.powf(-2.0 * i as f32 / self.n_rot as f32))
+            .collect()
+    }
+}
+
 /// One KV-cache tensor (the K or V of one layer): state that lives across steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheDecl {

@@ -111,9 +111,7 @@ pub fn matmul(x: &[f32], weight: &[u8], ty: GgmlType, rows: usize, cols: usize, 
 /// A negative position turns back (the context shift re-positions cached keys).
 pub fn rope(x: &mut [f32], row_len: usize, first_pos: i64, rope: &Rope) {
     let half = rope.n_rot / 2;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| rope.base.powf(-2.0 * i as f32 / rope.n_rot as f32))
-        .collect();
+    let inv_freq = rope.inv_freq();
     for (t, row) in x.chunks_exact_mut(row_len).enumerate() {
         let pos = (first_pos + t as i64) as f32 * rope.freq_scale;
         let (sin, cos): (Vec<f32>, Vec<f32>) = inv_freq.iter().map(|f| (pos * f).sin_cos()).unzip();

@@ -198,8 +198,8 @@ impl<'a> Loader<'a> {
     }
 
     /// Weight vectors (norms'), dequantised to f32 as the CPU interpreter keeps them,
-    /// one after the other in one buffer.
-    fn vectors(&mut self, ws: &[&Weight]) -> Result<wgpu::Buffer, GpuError> {
+    /// one after the other in one buffer, and then `more` values.
+    fn vectors(&mut self, ws: &[&Weight], more: &[f32]) -> Result<wgpu::Buffer, GpuError> {
         let mut values = Vec::new();
         for w in ws {
             let bytes = self.tensor_bytes(&w.name)?;
@@ -208,11 +208,12 @@ impl<'a> Loader<'a> {
             kernels::dequantize_row(w.ty, bytes, &mut values[start..]);
             self.uploaded(bytes.len() as u64);
         }
+        values.extend_from_slice(more);
         self.allocated += values.len() as u64 * 4;
         Ok(wgpu::util::DeviceExt::create_buffer_init(
             &self.context.device,
             &wgpu::util::BufferInitDescriptor {
-                label: Some(&ws[0].name),
+                label: Some(ws.first().map_or("rotary frequencies", |w| &w.name)),
                 contents: bytemuck::cast_slice(&values),
                 usage: wgpu::BufferUsages::STORAGE,
             },
@@ -387,11 +388,20 @@ impl ModulePipelines {
     }
 }
 
-/// The epilogue kernel's encoding of each step (see `wgsl/epilogue.wgsl`), and the
-/// norm weights its `Norm` steps read, in order.
-fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>) {
+/// The epilogue kernel's encoding of each step (see `wgsl/epilogue.wgsl`), and what
+/// its `vectors` buffer holds: the `Norm` steps' weights in order, then the `Rope`
+/// steps' inverse frequencies.
+fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>, Vec<f32>) {
     let mut vectors: Vec<&Weight> = Vec::new();
     let mut vector_len = 0;
+    let norms_len: usize = epilogue
+        .iter()
+        .map(|s| match s {
+            Epilogue::Norm { weight, .. } => weight.rows * weight.cols,
+            _ => 0,
+        })
+        .sum();
+    let mut tables = Vec::new();
     let steps = epilogue
         .iter()
         .map(|s| match s {
@@ -422,9 +432,17 @@ fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>) {
                 };
                 let (start, len) = (cols.start as u32, cols.len as u32);
                 let shape = [rope.head_dim as u32, rope.n_rot as u32, mode];
-                let freqs = [f(rope.base), f(rope.freq_scale)];
+                let table = (norms_len + tables.len()) as u32;
+                tables.extend(rope.inv_freq());
                 [
-                    1, start, len, shape[0], shape[1], shape[2], freqs[0], freqs[1],
+                    1,
+                    start,
+                    len,
+                    shape[0],
+                    shape[1],
+                    shape[2],
+                    table,
+                    f(rope.freq_scale),
                 ]
             }
             Epilogue::Scale { cols, factor } => [
@@ -447,7 +465,7 @@ fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>) {
             Epilogue::Residual => [4, 0, 0, 0, 0, 0, 0, 0],
         })
         .collect();
-    (steps, vectors)
+    (steps, vectors, tables)
 }
 
 /// Steps the epilogue kernel's parameters hold.
@@ -595,7 +613,7 @@ impl NodeLowering<'_> {
                 }
             }
             Op::MulWeight { weight } => {
-                let (x, w) = (self.whole_input(0, l)?, l.vectors(&[weight])?);
+                let (x, w) = (self.whole_input(0, l)?, l.vectors(&[weight], &[])?);
                 let len = (weight.rows * weight.cols) as u32;
                 let params = Params::new(&[n, rows.param(), 0, len]);
                 let sources = vec![Source::Buffer(x), Source::Buffer(w), o];
@@ -657,7 +675,7 @@ impl NodeLowering<'_> {
                     return Err(self.unsupported("the norm weight is not one group long"));
                 }
                 let x = self.whole_input(0, l)?;
-                let w = l.vectors(&[weight])?;
+                let w = l.vectors(&[weight], &[])?;
                 let r = if *residual {
                     self.whole_input(1, l)?
                 } else {
@@ -696,11 +714,11 @@ impl NodeLowering<'_> {
                     rope.head_dim as u32,
                     rope.n_rot as u32,
                     mode,
-                    f(rope.base),
                     f(rope.freq_scale),
                     rows.param(),
                 ]);
-                let sources = vec![Source::Buffer(x), o];
+                let inv_freq = l.vectors(&[], &rope.inv_freq())?;
+                let sources = vec![Source::Buffer(x), o, Source::Buffer(inv_freq)];
                 l.dispatch(label, Module::Rope, "rope", params, items(n), sources)?;
             }
             Op::AttnScores {
@@ -950,7 +968,7 @@ impl NodeLowering<'_> {
         let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
         let len = x.len;
         let src = l.whole(&label, x)?;
-        let weight = l.vectors(&[&p.weight])?;
+        let weight = l.vectors(&[&p.weight], &[])?;
         let normed = l.activation(&label, max_rows(rows, l.options) * len as usize)?;
         l.dispatch(
             &label,
@@ -977,17 +995,17 @@ impl NodeLowering<'_> {
         out: &wgpu::Buffer,
         l: &mut Loader,
     ) -> Result<(), GpuError> {
-        let (steps, norm_weights) = epilogue_steps(epilogue);
+        let (steps, norm_weights, rope_tables) = epilogue_steps(epilogue);
         if steps.len() > MAX_EPILOGUE_STEPS {
             return Err(self.unsupported(&format!(
                 "{} epilogue steps; the kernel takes {MAX_EPILOGUE_STEPS}",
                 steps.len()
             )));
         }
-        let vectors = if norm_weights.is_empty() {
+        let vectors = if norm_weights.is_empty() && rope_tables.is_empty() {
             l.unused()
         } else {
-            l.vectors(&norm_weights)?
+            l.vectors(&norm_weights, &rope_tables)?
         };
         let residual = if epilogue.contains(&Epilogue::Residual) {
             self.whole_input(1, l)?

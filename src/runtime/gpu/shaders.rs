@@ -172,11 +172,9 @@ impl Module {
             Module::RmsNorm => &[Read, Read, Read, ReadWrite],
             // q, k, v, k cache, v cache, out
             Module::SelfAttention(_) => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Module::Rope
-            | Module::KvCache(_)
-            | Module::KvShift(_)
-            | Module::Argmax
-            | Module::Copy => &[Read, ReadWrite],
+            // in, out, the rotation's inverse frequencies
+            Module::Rope | Module::KvShift(_) => &[Read, ReadWrite, Read],
+            Module::KvCache(_) | Module::Argmax | Module::Copy => &[Read, ReadWrite],
         }
     }
 

@@ -25,7 +25,7 @@ fn shift_params(
     if first == new_past {
         return Ok(None);
     }
-    let (mode, head_dim, n_rot, base, freq_scale) = match cache.rotary {
+    let (mode, head_dim, n_rot, freq_scale) = match cache.rotary {
         Some(r) if r.mode == RopeMode::Halves && r.n_rot % 4 != 0 => {
             return Err(GpuError::Unsupported(format!(
                 "shifting `{}`: the GPU turns halves-paired keys of a rotation length that is a multiple of 4, not {}",
@@ -37,9 +37,9 @@ fn shift_params(
                 RopeMode::Adjacent => 0,
                 RopeMode::Halves => 1,
             };
-            (mode, r.head_dim, r.n_rot, r.base, r.freq_scale)
+            (mode, r.head_dim, r.n_rot, r.freq_scale)
         }
-        None => (2, cache.row_len, 0, 1.0, 1.0),
+        None => (2, cache.row_len, 0, 1.0),
     };
     let ring = if slots < capacity { slots } else { 0 };
     let params = Params::new(&[
@@ -47,7 +47,6 @@ fn shift_params(
         head_dim as u32,
         n_rot as u32,
         mode,
-        base.to_bits(),
         freq_scale.to_bits(),
         n as u32,
         first as u32,
@@ -96,18 +95,24 @@ pub(super) fn discard(
         let Some((params, pairs)) = shift_params(cache, capacity, keep, n, past)? else {
             continue;
         };
-        let params = wgpu::util::DeviceExt::create_buffer_init(
-            device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("kv shift"),
-                contents: bytemuck::cast_slice(&params.0),
-                usage: wgpu::BufferUsages::UNIFORM,
-            },
-        );
+        let buffer_of = |contents: &[u8], usage| {
+            wgpu::util::DeviceExt::create_buffer_init(
+                device,
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some("kv shift"),
+                    contents,
+                    usage,
+                },
+            )
+        };
+        let params = buffer_of(bytemuck::cast_slice(&params.0), wgpu::BufferUsages::UNIFORM);
+        // A rotation's inverse frequencies; a value cache binds a placeholder.
+        let table = cache.rotary.map_or(vec![0.0f32; 4], |r| r.inv_freq());
+        let inv_freq = buffer_of(bytemuck::cast_slice(&table), wgpu::BufferUsages::STORAGE);
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("kv shift"),
             layout: &pipelines.layout,
-            entries: &[step, &params, &moved, buffer]
+            entries: &[step, &params, &moved, buffer, &inv_freq]
                 .iter()
                 .enumerate()
                 .map(|(i, b)| wgpu::BindGroupEntry {
