@@ -488,11 +488,9 @@ impl<'a> GpuExecutor<'a> {
             self.context,
             &self.step,
             &self.caches,
-            &kv.buffers,
             self.options.kv_type,
-            kv.capacity,
-            keep,
-            n,
+            kv,
+            keep..keep + n,
             past,
         )
     }

@@ -2,9 +2,11 @@
 //! for each cache, a copy of it, then the `cache_shift` kernel (wgsl/kv_shift.wgsl)
 //! moves the kept rows down from the copy and turns a rotary cache's keys back.
 
+use std::ops::Range;
+
 use super::executor::{grid_2d, ModulePipelines, Params};
 use super::shaders::Module;
-use super::{GpuContext, GpuError};
+use super::{GpuContext, GpuError, GpuKvCache};
 use crate::graph::CacheDecl;
 use crate::model::RopeMode;
 use crate::runtime::KvType;
@@ -57,20 +59,18 @@ fn shift_params(
     Ok(Some((params, pairs as u32)))
 }
 
-/// Drops positions `keep .. keep + n` of caches that hold `past` positions, in one
+/// Drops the `dropped` positions of `kv`'s caches, which hold `past` positions, in one
 /// submit. `step` is bound where every module expects the step (the kernel ignores it).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn discard(
     context: &GpuContext,
     step: &wgpu::Buffer,
     caches: &[CacheDecl],
-    buffers: &[wgpu::Buffer],
     kv_type: KvType,
-    capacity: usize,
-    keep: usize,
-    n: usize,
+    kv: &GpuKvCache,
+    dropped: Range<usize>,
     past: usize,
 ) -> Result<(), GpuError> {
+    let (keep, n, capacity, buffers) = (dropped.start, dropped.len(), kv.capacity, &kv.buffers);
     let device = &context.device;
     let pipelines = ModulePipelines::build(context, Module::KvShift(kv_type))?;
     let largest = buffers.iter().map(|b| b.size()).max().unwrap_or(16);
