@@ -296,7 +296,7 @@ impl<'a> GpuExecutor<'a> {
                 loader.limits.max_buffer_size
             ),
         };
-        // The progress line goes before anything else is printed.
+        // Dropping the progress erases its line, before any error or notice prints.
         loader.progress = None;
         let (output, n_vocab) = lowered.map_err(oom)??;
         context.check()?;
