@@ -1,9 +1,9 @@
 // The matmul of a `linear` node: out[t, c] = x[t, :] · W[r, :] with W in its GGUF
 // type, dequantised in registers, and a residual added as it stores. Weights of one
 // type read by one linear lie side by side in one buffer; a buffer split by rows is one
-// dispatch per part, each writing its columns `first_row ..` of the output. (A linear's
-// norm prologue runs before, as rms_norm_mul: folded in here, every workgroup re-read
-// the norm weight beside x, which cost more than the extra dispatch.)
+// dispatch per part, each writing its columns `first_row ..` of the output. A linear's
+// norm prologue runs before as rms_norm_mul in longer steps; the decode kernel applies
+// it itself (`prologue`).
 
 struct Params {
     // Rows of W in this dispatch, and where they go in the output row.
