@@ -88,9 +88,9 @@ fn x32(starts: vec4<u32>) -> X32 {
     x.f = x_vec4[at.z + 1u];
     x.g = x_vec4[at.w];
     x.h = x_vec4[at.w + 1u];
-    x.squares = dot(x.a, x.a) + dot(x.b, x.b) + dot(x.c, x.c) + dot(x.d, x.d) + dot(x.e, x.e)
-        + dot(x.f, x.f) + dot(x.g, x.g) + dot(x.h, x.h);
     if p.prologue == 1u {
+        x.squares = dot(x.a, x.a) + dot(x.b, x.b) + dot(x.c, x.c) + dot(x.d, x.d) + dot(x.e, x.e)
+            + dot(x.f, x.f) + dot(x.g, x.g) + dot(x.h, x.h);
         let w = starts / 4u;
         x.a *= norm_weight4[w.x];
         x.b *= norm_weight4[w.x + 1u];

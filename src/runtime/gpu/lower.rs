@@ -12,7 +12,9 @@ use super::shaders::{Access, Module, COLS_MULTIPLE};
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
-use crate::graph::{Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight};
+use crate::graph::{
+    CacheDecl, Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight,
+};
 use crate::model::{Activation, RopeMode};
 use crate::runtime::cpu::{kernels, RunError};
 
@@ -426,12 +428,12 @@ fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>, Vec<f3
                 ]
             }
             Epilogue::Rope { cols, rope } => {
-                let mode = match rope.mode {
-                    RopeMode::Adjacent => 0,
-                    RopeMode::Halves => 1,
-                };
                 let (start, len) = (cols.start as u32, cols.len as u32);
-                let shape = [rope.head_dim as u32, rope.n_rot as u32, mode];
+                let shape = [
+                    rope.head_dim as u32,
+                    rope.n_rot as u32,
+                    rope_mode(rope.mode),
+                ];
                 let table = (norms_len + tables.len()) as u32;
                 tables.extend(rope.inv_freq());
                 [
@@ -466,6 +468,26 @@ fn epilogue_steps(epilogue: &[Epilogue]) -> (Vec<[u32; 8]>, Vec<&Weight>, Vec<f3
         })
         .collect();
     (steps, vectors, tables)
+}
+
+/// A rotation's pairing as the kernels take it: 0 adjacent values, 1 halves.
+pub(super) fn rope_mode(mode: RopeMode) -> u32 {
+    match mode {
+        RopeMode::Adjacent => 0,
+        RopeMode::Halves => 1,
+    }
+}
+
+/// A cache's `ring` as the kernels take it: the slots of a ring that wraps (slot =
+/// position mod slots), 0 for a cache that holds every position — a ring as long as
+/// the context never wraps, so it is one.
+pub(super) fn ring_slots(cache: &CacheDecl, capacity: usize) -> u32 {
+    let slots = cache.positions(capacity);
+    if slots < capacity {
+        slots as u32
+    } else {
+        0
+    }
 }
 
 /// Steps the epilogue kernel's parameters hold.
@@ -705,15 +727,11 @@ impl NodeLowering<'_> {
             }
             Op::Rope(rope) => {
                 let x = self.whole_input(0, l)?;
-                let mode = match rope.mode {
-                    RopeMode::Adjacent => 0,
-                    RopeMode::Halves => 1,
-                };
                 let params = Params::new(&[
                     n,
                     rope.head_dim as u32,
                     rope.n_rot as u32,
-                    mode,
+                    rope_mode(rope.mode),
                     f(rope.freq_scale),
                     rows.param(),
                 ]);
@@ -1072,13 +1090,7 @@ impl NodeLowering<'_> {
         if [&q, &k, &v].iter().any(|x| x.last_row) {
             return Err(self.unsupported("attention reads every row of q, k and v"));
         }
-        // A ring as long as the context never wraps: it is stored as a full cache.
-        let positions = self.graph.caches[k_cache].positions(l.options.context);
-        let ring = if self.graph.caches[k_cache].ring && positions < l.options.context {
-            positions as u32
-        } else {
-            0
-        };
+        let ring = ring_slots(&self.graph.caches[k_cache], l.options.context);
         let out_len = (n_head * head_dim) as u32;
         let out = l.activation(&node.label, l.options.max_tokens * out_len as usize)?;
         let params = || {

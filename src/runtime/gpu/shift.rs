@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use super::executor::{grid_2d, ModulePipelines, Params};
+use super::lower::{ring_slots, rope_mode};
 use super::shaders::Module;
 use super::{GpuContext, GpuError, GpuKvCache};
 use crate::graph::CacheDecl;
@@ -34,16 +35,9 @@ fn shift_params(
                 cache.name, r.n_rot
             )))
         }
-        Some(r) => {
-            let mode = match r.mode {
-                RopeMode::Adjacent => 0,
-                RopeMode::Halves => 1,
-            };
-            (mode, r.head_dim, r.n_rot, r.freq_scale)
-        }
+        Some(r) => (rope_mode(r.mode), r.head_dim, r.n_rot, r.freq_scale),
         None => (2, cache.row_len, 0, 1.0),
     };
-    let ring = if slots < capacity { slots } else { 0 };
     let params = Params::new(&[
         cache.row_len as u32,
         head_dim as u32,
@@ -53,7 +47,7 @@ fn shift_params(
         n as u32,
         first as u32,
         new_past as u32,
-        ring as u32,
+        ring_slots(cache, capacity),
     ]);
     let pairs = (new_past - first) * cache.row_len / 2;
     Ok(Some((params, pairs as u32)))
