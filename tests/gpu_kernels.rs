@@ -12,8 +12,8 @@ use rustorch::graph::{
 };
 use rustorch::model::{Activation, RopeMode};
 use rustorch::runtime::cpu::{CpuInterpreter, RunError};
-use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions};
-use rustorch::runtime::{argmax, KvCache, KvType};
+use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions, TOP_K_MAX};
+use rustorch::runtime::{argmax, top_k, KvCache, KvType};
 use rustorch::synth::SplitMix64;
 
 const TOLERANCE: f64 = 1e-4;
@@ -616,15 +616,19 @@ fn context_shift_moves_rows_and_turns_keys() {
 }
 
 #[test]
-fn argmax_reads_back_the_first_largest_of_the_last_row() {
+fn top_k_reads_back_the_largest_of_the_last_row() {
     let Some(context) = gpu() else { return };
-    let mut rng = rng("argmax");
+    let mut rng = rng("top_k");
+    // Five chunks of the first dispatch, the last one partial.
     let n = 4992;
-    let mut values: Vec<f32> = (0..CONTEXT * n).map(|_| rng.signed_unit()).collect();
-    // Row 9 (the last token's) has its maximum twice.
+    // Few distinct values, so that ties within and across chunks are common.
+    let mut values: Vec<f32> = (0..CONTEXT * n)
+        .map(|_| (rng.signed_unit() * 64.0).round() / 8.0)
+        .collect();
+    // Row 9 (the last token's) has its maximum twice, in different chunks.
     let best = 1000 + (rng.next_u64() % 3000) as usize;
-    values[9 * n + best] = 2.0;
-    values[9 * n + best + 700] = 2.0;
+    values[9 * n + best] = 9.0;
+    values[9 * n + best + 1100] = 9.0;
     let mut net = Net::new();
     let table = net.weight(Tensor::f32("logits", CONTEXT, n, &values));
     let ids = net.ids;
@@ -641,12 +645,18 @@ fn argmax_reads_back_the_first_largest_of_the_last_row() {
     let got = gpu.run_argmax(&[4, 9], 0, &mut kv).unwrap();
     assert_eq!(got as usize, best);
     assert_eq!(argmax(&values[9 * n..10 * n]), best);
-    // Every row alone agrees with the CPU's argmax.
     for row in 0..8u32 {
-        let got = gpu.run_argmax(&[row], 0, &mut kv).unwrap() as usize;
         let r = row as usize;
-        assert_eq!(got, argmax(&values[r * n..(r + 1) * n]), "row {row}");
+        let logits = &values[r * n..(r + 1) * n];
+        let got = gpu.run_argmax(&[row], 0, &mut kv).unwrap() as usize;
+        assert_eq!(got, argmax(logits), "argmax of row {row}");
+        for k in [2, 40, TOP_K_MAX] {
+            let got = gpu.run_top_k(&[1, row], 0, &mut kv, k).unwrap();
+            assert_eq!(got, top_k(logits, k), "top-{k} of row {row}");
+        }
     }
+    assert!(gpu.run_top_k(&[1], 0, &mut kv, TOP_K_MAX + 1).is_err());
+    assert!(gpu.run_top_k(&[1], 0, &mut kv, 0).is_err());
 }
 
 #[test]

@@ -1,13 +1,14 @@
 // Shared by every module (the executor prepends it): the per-step values, the
 // workgroup index of a 2-D grid, and workgroup reductions.
 
-// The step: `tokens` (T), `past` (P), `context` (P + T) and the T token ids,
-// written once per step with one buffer write.
+// The step: `tokens` (T), `past` (P), `context` (P + T), the candidates the
+// sampler asks of the top-k kernels, and the T token ids, written once per step
+// with one buffer write.
 struct Step {
     tokens: u32,
     past: u32,
     context: u32,
-    reserved: u32,
+    top_k: u32,
     ids: array<u32>,
 }
 

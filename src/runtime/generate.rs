@@ -112,8 +112,9 @@ impl Session<'_> {
     }
 
     /// Runs `tokens` (the end of `history`) and chooses the token after them. Plain
-    /// greedy decoding asks the session for the argmax, which a GPU computes on the
-    /// device (4 bytes come back instead of the vocabulary's logits).
+    /// greedy decoding asks the session for the argmax and top-k sampling for the
+    /// candidates it needs, which a GPU computes on the device (4 bytes or k pairs come
+    /// back instead of the vocabulary's logits).
     fn next_token(
         &mut self,
         tokens: &[u32],
@@ -122,6 +123,10 @@ impl Session<'_> {
     ) -> Result<u32, RunError> {
         if sampler.is_plain_greedy() {
             return self.argmax_last(tokens);
+        }
+        if let Some(k) = sampler.candidates_needed(history) {
+            let candidates = self.top_k_last(tokens, k)?;
+            return Ok(sampler.choose(candidates, history));
         }
         let logits = self.logits_last(tokens)?;
         Ok(sampler.sample(&logits, history))

@@ -13,5 +13,5 @@ mod session;
 
 pub use generate::{GenerateOptions, Generation, StopReason, Timings};
 pub use perplexity::{perplexity, Perplexity, PerplexityError};
-pub use sampler::{argmax, Sampler, SamplerConfig};
+pub use sampler::{argmax, top_k, Candidate, Sampler, SamplerConfig};
 pub use session::{LoadError, Model, Session};

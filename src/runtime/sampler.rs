@@ -83,6 +83,32 @@ pub fn argmax(logits: &[f32]) -> usize {
     best
 }
 
+/// A token and its logit.
+pub type Candidate = (u32, f32);
+
+/// The sampler's order: the larger logit first, the smaller token first among equal
+/// logits (−0 equals +0, as a GPU's `>` sees them).
+fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    let value = |c: &Candidate| if c.1 == 0.0 { 0.0 } else { c.1 };
+    value(b).total_cmp(&value(a)).then(a.0.cmp(&b.0))
+}
+
+/// The `k` largest logits with their tokens, in the sampler's order; the GPU's top-k
+/// kernel returns the same.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<Candidate> {
+    let mut all: Vec<Candidate> = logits
+        .iter()
+        .enumerate()
+        .map(|(t, &l)| (t as u32, l))
+        .collect();
+    if k < all.len() {
+        all.select_nth_unstable_by(k, order);
+        all.truncate(k);
+    }
+    all.sort_unstable_by(order);
+    all
+}
+
 impl Sampler {
     pub fn new(config: SamplerConfig) -> Sampler {
         let rng = SplitMix64::new(config.seed);
@@ -98,18 +124,51 @@ impl Sampler {
         self.config.temperature <= 0.0 && self.config.repeat_penalty == 1.0
     }
 
+    /// How many of the largest logits decide the next choice, when fewer than all do:
+    /// top-k (one for greedy), plus the recent tokens a repeat penalty may push below
+    /// them. A penalty above 1 only lowers logits, so every token of the top-k after it
+    /// was among that many before it; a penalty below 1 may lift any token.
+    pub fn candidates_needed(&self, history: &[u32]) -> Option<usize> {
+        let c = &self.config;
+        let base = match (c.temperature <= 0.0, c.top_k) {
+            (true, _) => 1,
+            (false, 0) => return None,
+            (false, k) => k,
+        };
+        if c.repeat_penalty == 1.0 {
+            return Some(base);
+        }
+        if c.repeat_penalty < 1.0 {
+            return None;
+        }
+        let recent: std::collections::HashSet<u32> = self.recent(history).iter().copied().collect();
+        Some(base + recent.len())
+    }
+
+    fn recent<'h>(&self, history: &'h [u32]) -> &'h [u32] {
+        &history[history.len().saturating_sub(self.config.repeat_last_n)..]
+    }
+
     /// Picks the next token given the logits and the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let all = logits
+            .iter()
+            .enumerate()
+            .map(|(t, &l)| (t as u32, l))
+            .collect();
+        self.choose(all, history)
+    }
+
+    /// Picks the next token from `candidates`: every logit, or at least the
+    /// [`Self::candidates_needed`] largest (the choice is then the same).
+    pub fn choose(&mut self, mut candidates: Vec<Candidate>, history: &[u32]) -> u32 {
         let c = &self.config;
-        let mut logits = logits.to_vec();
         if c.repeat_penalty != 1.0 {
-            let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
-            let mut seen = std::collections::HashSet::new();
-            for &t in recent {
-                let t = t as usize;
-                if t < logits.len() && seen.insert(t) {
+            let recent: std::collections::HashSet<u32> =
+                self.recent(history).iter().copied().collect();
+            for (token, l) in candidates.iter_mut() {
+                if recent.contains(token) {
                     // As llama.cpp: shrink positive logits, grow negative ones.
-                    let l = &mut logits[t];
                     *l = if *l > 0.0 {
                         *l / c.repeat_penalty
                     } else {
@@ -119,10 +178,12 @@ impl Sampler {
             }
         }
         if c.temperature <= 0.0 {
-            return argmax(&logits) as u32;
+            return candidates
+                .iter()
+                .min_by(|a, b| order(a, b))
+                .map_or(0, |c| c.0);
         }
-        let mut candidates: Vec<(usize, f32)> = logits.into_iter().enumerate().collect();
-        candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        candidates.sort_unstable_by(order);
         if c.top_k > 0 {
             candidates.truncate(c.top_k);
         }
@@ -152,11 +213,11 @@ impl Sampler {
         let mut r = self.rng.unit() * mass;
         for (i, p) in kept.iter().enumerate() {
             if r < *p {
-                return candidates[i].0 as u32;
+                return candidates[i].0;
             }
             r -= p;
         }
-        candidates[keep - 1].0 as u32
+        candidates[keep - 1].0
     }
 }
 
@@ -230,5 +291,56 @@ mod tests {
             ..SamplerConfig::default()
         };
         assert_eq!(bad.validate().unwrap_err(), "--top-p must be in [0, 1]");
+    }
+
+    #[test]
+    fn top_k_takes_the_largest_in_order_and_ties_by_token() {
+        let logits = [1.0, 3.0, -0.0, 3.0, 0.0, 2.0];
+        assert_eq!(top_k(&logits, 3), vec![(1, 3.0), (3, 3.0), (5, 2.0)]);
+        // −0 and +0 are equal: the smaller token comes first.
+        let all = top_k(&logits, 10);
+        assert_eq!(all.len(), logits.len());
+        assert_eq!(all[4..].iter().map(|c| c.0).collect::<Vec<_>>(), [2, 4]);
+    }
+
+    #[test]
+    fn the_needed_candidates_choose_as_every_logit_does() {
+        let mut rng = SplitMix64::new(7);
+        for case in 0..200u64 {
+            // Few distinct values, so that ties occur.
+            let logits: Vec<f32> = (0..300)
+                .map(|_| (rng.unit() * 40.0).floor() / 4.0 - 5.0)
+                .collect();
+            let history: Vec<u32> = (0..30).map(|_| (rng.unit() * 300.0) as u32).collect();
+            let config = SamplerConfig {
+                temperature: [0.0, 0.7, 1.5][case as usize % 3],
+                top_k: 1 + case as usize % 50,
+                repeat_penalty: [1.0, 1.3, 3.0][case as usize / 3 % 3],
+                repeat_last_n: 20,
+                seed: case,
+                ..SamplerConfig::default()
+            };
+            let mut everything = Sampler::new(config.clone());
+            let mut fewest = Sampler::new(config.clone());
+            let k = fewest.candidates_needed(&history).unwrap();
+            for _ in 0..5 {
+                assert_eq!(
+                    fewest.choose(top_k(&logits, k), &history),
+                    everything.sample(&logits, &history),
+                    "{config:?}"
+                );
+            }
+        }
+        let all = |c: SamplerConfig| Sampler::new(c).candidates_needed(&[1, 2]);
+        let boost = SamplerConfig {
+            repeat_penalty: 0.8,
+            ..SamplerConfig::default()
+        };
+        assert_eq!(all(boost), None, "a penalty below 1 can lift any token");
+        let unlimited = SamplerConfig {
+            top_k: 0,
+            ..SamplerConfig::default()
+        };
+        assert_eq!(all(unlimited), None);
     }
 }

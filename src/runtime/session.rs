@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::cpu::{CpuInterpreter, RunError};
-use super::gpu::{GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions};
-use super::{argmax, KvCache, KvType};
+use super::gpu::{GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions, TOP_K_MAX};
+use super::{argmax, top_k, Candidate, KvCache, KvType};
 use crate::compiler::plan::fused_graph;
 use crate::compiler::{Plan, PlanError};
 use crate::gguf::{GgufError, GgufFile};
@@ -200,6 +200,22 @@ fn gpu_failure(e: GpuError) -> RunError {
     }
 }
 
+/// Runs `tokens` in chunks of `step` from position `*past` (which it advances), `run`
+/// running each; returns what `run` returns for the last.
+fn in_chunks<T>(
+    tokens: &[u32],
+    step: usize,
+    past: &mut usize,
+    mut run: impl FnMut(&[u32], usize) -> Result<T, GpuError>,
+) -> Result<T, RunError> {
+    let mut last = Err(RunError::NoTokens);
+    for chunk in tokens.chunks(step) {
+        last = Ok(run(chunk, *past).map_err(gpu_failure)?);
+        *past += chunk.len();
+    }
+    last
+}
+
 impl<'m> Session<'m> {
     pub fn model(&self) -> &Model {
         self.model
@@ -283,14 +299,28 @@ impl<'m> Session<'m> {
             let logits = self.logits_last(tokens)?;
             return Ok(argmax(&logits) as u32);
         };
-        let mut best = 0;
-        let mut past = self.past;
-        for chunk in tokens.chunks(*step) {
-            best = executor.run_argmax(chunk, past, kv).map_err(gpu_failure)?;
-            past += chunk.len();
+        in_chunks(tokens, *step, &mut self.past, |chunk, past| {
+            executor.run_argmax(chunk, past, kv)
+        })
+    }
+
+    /// Runs `tokens` and returns the last one's `k` largest logits with their tokens,
+    /// in the sampler's order; a GPU takes up to [`TOP_K_MAX`] of them on the device
+    /// and reads back `k` pairs.
+    pub fn top_k_last(&mut self, tokens: &[u32], k: usize) -> Result<Vec<Candidate>, RunError> {
+        let Engine::Gpu {
+            executor, kv, step, ..
+        } = &mut self.engine
+        else {
+            return Ok(top_k(&self.logits_last(tokens)?, k));
+        };
+        if k > TOP_K_MAX {
+            return Ok(top_k(&self.logits_last(tokens)?, k));
         }
-        self.past = past;
-        Ok(best)
+        let k = k.min(executor.output_row_len());
+        in_chunks(tokens, *step, &mut self.past, |chunk, past| {
+            executor.run_top_k(chunk, past, kv, k)
+        })
     }
 
     /// Runs `tokens` and returns the logits of the last one (`n_vocab`).

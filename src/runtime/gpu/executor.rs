@@ -10,13 +10,14 @@ use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timestamps;
 use super::progress::UploadProgress;
-use super::shaders::{Module, MATMUL_ROWS_PER_GROUP};
+use super::shaders::MATMUL_ROWS_PER_GROUP;
+use super::top_k::{TopK, TOP_K_MAX};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
 use crate::graph::{CacheDecl, Dim, Graph, Step, TensorType};
 use crate::runtime::cpu::RunError;
-use crate::runtime::KvType;
+use crate::runtime::{Candidate, KvType};
 
 /// Sizes fixed at load: buffers are allocated for the largest step.
 #[derive(Debug, Clone, Copy)]
@@ -212,10 +213,7 @@ pub struct GpuExecutor<'a> {
     output: wgpu::Buffer,
     output_type: TensorType,
     readback: wgpu::Buffer,
-    argmax_pipeline: wgpu::ComputePipeline,
-    argmax_bind_group: wgpu::BindGroup,
-    argmax_result: wgpu::Buffer,
-    argmax_readback: wgpu::Buffer,
+    top_k: TopK,
 }
 
 fn bind_group(
@@ -321,39 +319,13 @@ impl<'a> GpuExecutor<'a> {
             mapped_at_creation: false,
         });
 
-        // Greedy decoding's argmax over the last row of the output.
-        let argmax_result = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("argmax"),
-            size: 4,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let argmax_readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("argmax readback"),
-            size: 4,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let argmax_params =
-            loader.add_params(Params::new(&[output_row_len as u32, output_rows.param()]));
-        let argmax_pipelines = loader.pipelines(Module::Argmax)?;
-        let argmax = Dispatch {
-            label: "argmax".into(),
-            pipeline: argmax_pipelines.by_entry["argmax"].clone(),
-            single_row: None,
-            grid: Grid::Groups {
-                per_row: 1,
-                rows: Rows::Fixed(1),
-            },
-            layout: argmax_pipelines.layout.clone(),
-            params_offset: argmax_params,
-            sources: vec![
-                Source::Buffer(output.clone()),
-                Source::Buffer(argmax_result.clone()),
-            ],
-            weight: WeightRead::None,
-            folded: false,
-        };
+        let top_k = TopK::new(
+            context,
+            &step,
+            &output,
+            output_row_len as u32,
+            output_rows.param(),
+        )?;
 
         let params = wgpu::util::DeviceExt::create_buffer_init(
             device,
@@ -363,7 +335,6 @@ impl<'a> GpuExecutor<'a> {
                 usage: wgpu::BufferUsages::UNIFORM,
             },
         );
-        let argmax_bind_group = bind_group(device, &argmax, &step, &params, &[]);
         let bind_groups = loader
             .dispatches
             .iter()
@@ -371,10 +342,11 @@ impl<'a> GpuExecutor<'a> {
             .collect();
         context.check()?;
         context.save_pipeline_cache();
-        let allocated = [&step, &readback, &argmax_result, &argmax_readback, &params]
+        let allocated = [&step, &readback, &params]
             .iter()
             .map(|b| b.size())
             .sum::<u64>()
+            + top_k.bytes
             + needed;
         Ok(GpuExecutor {
             context,
@@ -390,14 +362,11 @@ impl<'a> GpuExecutor<'a> {
             output,
             output_type: output_node.ty.clone(),
             readback,
-            argmax_pipeline: argmax.pipeline,
-            argmax_bind_group,
-            argmax_result,
-            argmax_readback,
+            top_k,
         })
     }
 
-    /// Dispatches a step of `tokens` tokens runs (the argmax not counted).
+    /// Dispatches a step of `tokens` tokens runs (the top-k after it not counted).
     pub fn dispatch_count(&self, tokens: usize) -> usize {
         self.dispatches
             .iter()
@@ -423,6 +392,11 @@ impl<'a> GpuExecutor<'a> {
     /// Weight bytes a step of `tokens` tokens reads (embedding rows and matmul weights).
     pub fn weight_bytes(&self, tokens: usize) -> u64 {
         self.dispatch_reads(tokens).map(|(_, _, bytes)| bytes).sum()
+    }
+
+    /// Values in a row of the output (the vocabulary, for logits).
+    pub fn output_row_len(&self) -> usize {
+        self.output_type.row_len().unwrap_or(1)
     }
 
     /// Bytes of the device buffers made at load (a KV cache's are its own).
@@ -525,7 +499,7 @@ impl<'a> GpuExecutor<'a> {
         kv: &mut GpuKvCache,
         last_row: bool,
     ) -> Result<Vec<f32>, GpuError> {
-        let mut encoder = self.record(tokens, past, kv, None)?;
+        let mut encoder = self.record(tokens, past, kv, 0, None)?;
         let step = Step {
             past,
             tokens: tokens.len(),
@@ -547,31 +521,58 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<u32, GpuError> {
-        let mut encoder = self.record(tokens, past, kv, None)?;
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("argmax"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.argmax_pipeline);
-            pass.set_bind_group(0, &self.argmax_bind_group, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
-        }
-        encoder.copy_buffer_to_buffer(&self.argmax_result, 0, &self.argmax_readback, 0, 4);
-        self.context.queue.submit([encoder.finish()]);
-        let data = self.read(&self.argmax_readback, 4)?;
+        // The index is the first word of the first candidate.
+        let data = self.run_best(tokens, past, kv, 1, 4)?;
         Ok(u32::from_le_bytes([data[0], data[1], data[2], data[3]]))
+    }
+
+    /// Runs one step like [`Self::run`] and returns the `k` largest values of the
+    /// output's last row with their indices, in the sampler's order (larger first, the
+    /// smaller index first among equals); `k` pairs come back.
+    pub fn run_top_k(
+        &self,
+        tokens: &[u32],
+        past: usize,
+        kv: &mut GpuKvCache,
+        k: usize,
+    ) -> Result<Vec<Candidate>, GpuError> {
+        let most = TOP_K_MAX.min(self.output_row_len());
+        if k == 0 || k > most {
+            return Err(GpuError::Unsupported(format!(
+                "top-k of {k}: the device takes 1 to {most} candidates"
+            )));
+        }
+        let data = self.run_best(tokens, past, kv, k, TopK::candidate_bytes(k))?;
+        Ok(TopK::candidates(&data))
+    }
+
+    /// Runs one step, takes the `k` best of the last row on the device and reads back
+    /// the first `bytes` of them.
+    fn run_best(
+        &self,
+        tokens: &[u32],
+        past: usize,
+        kv: &mut GpuKvCache,
+        k: usize,
+        bytes: u64,
+    ) -> Result<Vec<u8>, GpuError> {
+        let mut encoder = self.record(tokens, past, kv, k as u32, None)?;
+        let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
+        self.top_k.record(&mut encoder, max_dim, bytes);
+        self.context.queue.submit([encoder.finish()]);
+        self.read(&self.top_k.readback, bytes)
     }
 
     /// Checks the step, writes the step buffer and records every dispatch: all in one
     /// compute pass, or with `timestamps` each in its own pass that writes its begin and
     /// end times (the profiler's way; a pass is the finest a timestamp needs no extra
-    /// feature for).
+    /// feature for). `top_k` is the candidates a top-k after the step takes.
     pub(super) fn record(
         &self,
         tokens: &[u32],
         past: usize,
         kv: &GpuKvCache,
+        top_k: u32,
         timestamps: Option<&Timestamps>,
     ) -> Result<wgpu::CommandEncoder, GpuError> {
         if kv.owner != self.id {
@@ -601,7 +602,7 @@ impl<'a> GpuExecutor<'a> {
             .into());
         }
         let (t, context) = (tokens.len() as u32, (past + tokens.len()) as u32);
-        let mut words = vec![t, past as u32, context, 0];
+        let mut words = vec![t, past as u32, context, top_k];
         words.extend_from_slice(tokens);
         self.context
             .queue

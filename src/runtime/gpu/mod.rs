@@ -18,6 +18,7 @@ mod profile;
 mod progress;
 mod shaders;
 mod shift;
+mod top_k;
 mod weights;
 
 pub use bandwidth::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
@@ -28,3 +29,4 @@ pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{Access, Module, MATMUL_ROWS_PER_GROUP, WGSL_DIR_VARIABLE};
+pub use top_k::TOP_K_MAX;

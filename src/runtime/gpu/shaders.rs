@@ -42,7 +42,8 @@ pub enum Module {
     KvShift(KvType),
     Attention(KvType),
     SelfAttention(KvType),
-    Argmax,
+    /// The k largest logits of the last row (greedy decoding's argmax is k = 1).
+    TopK,
     /// The bandwidth probe of `rustorch-exec bench`.
     Copy,
 }
@@ -67,7 +68,7 @@ impl Module {
             Module::RmsNorm,
             Module::Rope,
             Module::Epilogue,
-            Module::Argmax,
+            Module::TopK,
             Module::Copy,
         ];
         for kv in [KvType::F16, KvType::F32] {
@@ -135,7 +136,7 @@ impl Module {
             Module::KvShift(kv) => format!("kv_shift_{}", kv.name()),
             Module::Attention(kv) => format!("attention_{}", kv.name()),
             Module::SelfAttention(kv) => format!("self_attention_{}", kv.name()),
-            Module::Argmax => "argmax".into(),
+            Module::TopK => "top_k".into(),
             Module::Copy => "copy".into(),
         }
     }
@@ -152,7 +153,7 @@ impl Module {
             Module::KvShift(_) => &["cache_shift"],
             Module::Attention(_) => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
             Module::SelfAttention(_) => &["attention", "cache_store"],
-            Module::Argmax => &["argmax"],
+            Module::TopK => &["top_k_chunks", "top_k_merge"],
             Module::Copy => &["copy"],
         }
     }
@@ -174,7 +175,9 @@ impl Module {
             Module::SelfAttention(_) => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             // in, out, the rotation's inverse frequencies
             Module::Rope | Module::KvShift(_) => &[Read, ReadWrite, Read],
-            Module::KvCache(_) | Module::Argmax | Module::Copy => &[Read, ReadWrite],
+            // logits, each chunk's best, the best
+            Module::TopK => &[Read, ReadWrite, ReadWrite],
+            Module::KvCache(_) | Module::Copy => &[Read, ReadWrite],
         }
     }
 
@@ -201,7 +204,7 @@ impl Module {
             Module::SelfAttention(kv) => {
                 vec![PRELUDE, cache_pairs(kv), wgsl!("self_attention.wgsl")]
             }
-            Module::Argmax => vec![PRELUDE, wgsl!("argmax.wgsl")],
+            Module::TopK => vec![PRELUDE, wgsl!("top_k.wgsl")],
             Module::Copy => vec![PRELUDE, wgsl!("copy.wgsl")],
         };
         parts.join("\n")
