@@ -642,6 +642,12 @@ fn bench(args: BenchArgs) -> Result<()> {
                 "GPU memory allocated:   {:.1} MB (weights, activations, KV cache)",
                 mb(g.allocated_bytes)
             )?;
+            writeln!(
+                out,
+                "activation arena:       {:.1} MB ({:.1} MB in buffers of their own)",
+                mb(g.activation_bytes),
+                mb(g.unshared_activation_bytes)
+            )?;
         }
     }
     Ok(())

@@ -65,6 +65,10 @@ pub struct GpuFigures {
     pub tg_bandwidth_fraction: f64,
     /// Device memory of the executor's buffers and the KV cache.
     pub allocated_bytes: u64,
+    /// Of which the activation arena.
+    pub activation_bytes: u64,
+    /// The activations had each a buffer of its own.
+    pub unshared_activation_bytes: u64,
 }
 
 /// Runs the benchmark on `session` (its cache is reset before every repetition). The
@@ -128,6 +132,8 @@ fn gpu_figures(session: &mut Session<'_>, tg_tok_s: f64) -> Result<Option<GpuFig
         copy,
         copy_definition: COPY_DEFINITION,
         allocated_bytes: executor.allocated_bytes() + kv.bytes(),
+        activation_bytes: executor.activation_bytes().0,
+        unshared_activation_bytes: executor.activation_bytes().1,
     }))
 }
 

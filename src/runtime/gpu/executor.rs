@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::arena::{ActivationId, Arena, Use};
 use super::context::block_on;
 use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timestamps;
 use super::progress::UploadProgress;
-use super::shaders::MATMUL_ROWS_PER_GROUP;
+use super::shaders::{Access, MATMUL_ROWS_PER_GROUP};
 use super::top_k::{TopK, TOP_K_MAX};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
@@ -95,7 +96,10 @@ const MATMUL_TILE: u32 = 64;
 /// Where a storage binding's buffer comes from.
 #[derive(Clone)]
 pub(super) enum Source {
+    /// A buffer of its own (weights, constants).
     Buffer(wgpu::Buffer),
+    /// An activation's range of the arena.
+    Activation(ActivationId),
     /// A KV cache's buffer, bound when the cache is made.
     Cache(usize),
 }
@@ -109,6 +113,8 @@ pub(super) struct Dispatch {
     pub layout: wgpu::BindGroupLayout,
     pub params_offset: u64,
     pub sources: Vec<Source>,
+    /// How the kernel sees each source.
+    pub access: &'static [Access],
     /// The weight bytes it reads (set by `Loader::reads` for embeddings and matmuls).
     pub weight: WeightRead,
     /// A linear's norm prologue that the matmul's single-row kernel applies itself:
@@ -119,6 +125,21 @@ pub(super) struct Dispatch {
 impl Dispatch {
     fn binds_cache(&self) -> bool {
         self.sources.iter().any(|s| matches!(s, Source::Cache(_)))
+    }
+
+    /// The activations it binds and how.
+    pub fn uses(&self) -> Vec<Use> {
+        self.sources
+            .iter()
+            .zip(self.access)
+            .filter_map(|(source, &access)| match source {
+                Source::Activation(activation) => Some(Use {
+                    activation: *activation,
+                    access,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether it runs in a step of `tokens` tokens.
@@ -210,19 +231,28 @@ pub struct GpuExecutor<'a> {
     dispatches: Vec<Dispatch>,
     /// Per dispatch: its bind group, unless it binds a cache (then the cache holds it).
     bind_groups: Vec<Option<wgpu::BindGroup>>,
-    output: wgpu::Buffer,
+    arena: Arena,
+    output: ActivationId,
     output_type: TensorType,
     readback: wgpu::Buffer,
     top_k: TopK,
 }
 
-fn bind_group(
-    device: &wgpu::Device,
-    dispatch: &Dispatch,
-    step: &wgpu::Buffer,
-    params: &wgpu::Buffer,
-    caches: &[wgpu::Buffer],
-) -> wgpu::BindGroup {
+/// The buffers every dispatch's bind group draws on.
+struct Bindings<'b> {
+    step: &'b wgpu::Buffer,
+    params: &'b wgpu::Buffer,
+    arena: &'b Arena,
+    caches: &'b [wgpu::Buffer],
+}
+
+fn bind_group(device: &wgpu::Device, dispatch: &Dispatch, b: &Bindings) -> wgpu::BindGroup {
+    let Bindings {
+        step,
+        params,
+        arena,
+        caches,
+    } = b;
     let mut entries = vec![
         wgpu::BindGroupEntry {
             binding: 0,
@@ -238,13 +268,14 @@ fn bind_group(
         },
     ];
     for (i, source) in dispatch.sources.iter().enumerate() {
-        let buffer = match source {
-            Source::Buffer(b) => b,
-            Source::Cache(c) => &caches[*c],
+        let resource = match source {
+            Source::Buffer(b) => b.as_entire_binding(),
+            Source::Activation(a) => arena.binding(*a),
+            Source::Cache(c) => caches[*c].as_entire_binding(),
         };
         entries.push(wgpu::BindGroupEntry {
             binding: 2 + i as u32,
-            resource: buffer.as_entire_binding(),
+            resource,
         });
     }
     device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -283,7 +314,8 @@ impl<'a> GpuExecutor<'a> {
                     "the output is not an activation".into(),
                 ));
             };
-            Ok((loader.whole("output", view)?, n_vocab))
+            let output = loader.whole("output", view)?;
+            Ok((output, loader.arena(output)?, n_vocab))
         });
         let needed = loader.allocated;
         let oom = |reason: String| GpuError::OutOfMemory {
@@ -296,7 +328,7 @@ impl<'a> GpuExecutor<'a> {
         };
         // Dropping the progress erases its line, before any error or notice prints.
         loader.progress = None;
-        let (output, n_vocab) = lowered.map_err(oom)??;
+        let (output, arena, n_vocab) = lowered.map_err(oom)??;
         context.check()?;
         let device = &context.device;
 
@@ -322,7 +354,7 @@ impl<'a> GpuExecutor<'a> {
         let top_k = TopK::new(
             context,
             &step,
-            &output,
+            arena.binding(output),
             output_row_len as u32,
             output_rows.param(),
         )?;
@@ -335,10 +367,16 @@ impl<'a> GpuExecutor<'a> {
                 usage: wgpu::BufferUsages::UNIFORM,
             },
         );
+        let bindings = Bindings {
+            step: &step,
+            params: &params,
+            arena: &arena,
+            caches: &[],
+        };
         let bind_groups = loader
             .dispatches
             .iter()
-            .map(|d| (!d.binds_cache()).then(|| bind_group(device, d, &step, &params, &[])))
+            .map(|d| (!d.binds_cache()).then(|| bind_group(device, d, &bindings)))
             .collect();
         context.check()?;
         context.save_pipeline_cache();
@@ -359,6 +397,7 @@ impl<'a> GpuExecutor<'a> {
             params,
             dispatches: loader.dispatches,
             bind_groups,
+            arena,
             output,
             output_type: output_node.ty.clone(),
             readback,
@@ -392,6 +431,12 @@ impl<'a> GpuExecutor<'a> {
     /// Weight bytes a step of `tokens` tokens reads (embedding rows and matmul weights).
     pub fn weight_bytes(&self, tokens: usize) -> u64 {
         self.dispatch_reads(tokens).map(|(_, _, bytes)| bytes).sum()
+    }
+
+    /// Bytes of the activation arena (every intermediate of a step, sharing bytes where
+    /// lifetimes allow), and of its activations had each a buffer of its own.
+    pub fn activation_bytes(&self) -> (u64, u64) {
+        self.arena.bytes()
     }
 
     /// Values in a row of the output (the vocabulary, for logits).
@@ -431,8 +476,13 @@ impl<'a> GpuExecutor<'a> {
             .dispatches
             .iter()
             .map(|d| {
-                d.binds_cache()
-                    .then(|| bind_group(device, d, &self.step, &self.params, &buffers))
+                let bindings = Bindings {
+                    step: &self.step,
+                    params: &self.params,
+                    arena: &self.arena,
+                    caches: &buffers,
+                };
+                d.binds_cache().then(|| bind_group(device, d, &bindings))
             })
             .collect();
         self.context.check()?;
@@ -507,7 +557,8 @@ impl<'a> GpuExecutor<'a> {
         let all = (self.output_type.elements(step) * 4) as u64;
         let row = (self.output_type.row_len().unwrap_or(1) * 4) as u64;
         let (from, bytes) = if last_row { (all - row, row) } else { (0, all) };
-        encoder.copy_buffer_to_buffer(&self.output, from, &self.readback, 0, bytes);
+        let (output, offset, _) = self.arena.region(self.output);
+        encoder.copy_buffer_to_buffer(output, offset + from, &self.readback, 0, bytes);
         self.context.queue.submit([encoder.finish()]);
         let data = self.read(&self.readback, bytes)?;
         Ok(bytemuck::cast_slice(&data).to_vec())

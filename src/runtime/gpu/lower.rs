@@ -1,11 +1,13 @@
 //! Lowering, once at load: every node of the graph becomes its dispatches — kernel,
 //! parameters, buffers — and every weight it reads is uploaded as it is first met.
 //! Graph views (`columns`, `last_row`) become [`View`]s that kernels read in place; a
-//! kernel that reads only whole tensors gets a copy.
+//! kernel that reads only whole tensors gets a copy. Activations are numbered as they
+//! are asked for and placed in the arena ([`super::arena`]) once every dispatch is known.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::arena::{ActivationId, Arena, ArenaLayout, Use};
 use super::executor::{Dispatch, Grid, ModulePipelines, Params, Rows, Source};
 use super::progress::UploadProgress;
 use super::shaders::{Access, Module, COLS_MULTIPLE};
@@ -19,10 +21,10 @@ use crate::model::{Activation, RopeMode};
 use crate::runtime::cpu::{kernels, RunError};
 
 /// An activation as a kernel reads it: `rows` rows of `len` values, `stride` apart,
-/// from `offset` values into `buffer`; with `last_row`, the one row is row T − 1.
+/// from `offset` values into `activation`; with `last_row`, the one row is row T − 1.
 #[derive(Clone)]
 pub(super) struct View {
-    pub buffer: wgpu::Buffer,
+    pub activation: ActivationId,
     pub rows: Rows,
     pub len: u32,
     pub offset: u32,
@@ -31,9 +33,9 @@ pub(super) struct View {
 }
 
 impl View {
-    fn whole(buffer: wgpu::Buffer, rows: Rows, len: u32) -> View {
+    fn whole(activation: ActivationId, rows: Rows, len: u32) -> View {
         View {
-            buffer,
+            activation,
             rows,
             len,
             offset: 0,
@@ -74,6 +76,8 @@ pub(super) struct Loader<'a> {
     unused: Option<wgpu::Buffer>,
     /// Bytes of every buffer made, for the out-of-memory message.
     pub allocated: u64,
+    /// Bytes of each activation asked for (the arena places them once all are known).
+    activations: Vec<u64>,
     /// Weight bytes uploaded of those the graph reads.
     pub progress: Option<UploadProgress>,
 }
@@ -98,6 +102,7 @@ impl<'a> Loader<'a> {
             dispatches: Vec::new(),
             unused: None,
             allocated: 0,
+            activations: Vec::new(),
             progress: None,
         }
     }
@@ -120,8 +125,8 @@ impl<'a> Loader<'a> {
         })
     }
 
-    /// An activation buffer for `elements` f32 values at most.
-    fn activation(&mut self, label: &str, elements: usize) -> Result<wgpu::Buffer, GpuError> {
+    /// An activation of `elements` f32 values at most, in the arena.
+    fn activation(&mut self, label: &str, elements: usize) -> Result<ActivationId, GpuError> {
         let bytes = padded(elements * 4);
         if bytes > self.limits.max_storage_buffer_binding_size {
             return Err(GpuError::Unsupported(format!(
@@ -132,11 +137,32 @@ impl<'a> Loader<'a> {
                 self.limits.max_storage_buffer_binding_size
             )));
         }
-        Ok(self.buffer(
-            label,
-            bytes,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        ))
+        self.activations.push(bytes);
+        Ok(self.activations.len() - 1)
+    }
+
+    /// Places every activation once lowering is done; `kept` (the output) stays live
+    /// after the last dispatch.
+    pub fn arena(&mut self, kept: ActivationId) -> Result<Arena, GpuError> {
+        let uses: Vec<Vec<Use>> = self.dispatches.iter().map(Dispatch::uses).collect();
+        let align = u64::from(self.limits.min_storage_buffer_offset_alignment).max(16);
+        let layout = ArenaLayout::place(&self.activations, &uses, kept, align);
+        if let Some(&bank) = layout
+            .banks
+            .iter()
+            .find(|&&b| b > self.limits.max_buffer_size)
+        {
+            return Err(GpuError::Unsupported(format!(
+                "an activation bank takes {bank} bytes at {} tokens and {} positions, more than \
+                 the device's largest buffer ({} bytes); lower max_tokens or context",
+                self.options.max_tokens, self.options.context, self.limits.max_buffer_size
+            )));
+        }
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let bytes = std::mem::take(&mut self.activations);
+        Ok(Arena::new(layout, bytes, |label, size| {
+            self.buffer(label, size, usage)
+        }))
     }
 
     fn unused(&mut self) -> wgpu::Buffer {
@@ -253,6 +279,7 @@ impl<'a> Loader<'a> {
             layout: pipelines.layout.clone(),
             params_offset,
             sources,
+            access: module.storage(),
             weight: WeightRead::None,
             folded: false,
         };
@@ -276,9 +303,9 @@ impl<'a> Loader<'a> {
     }
 
     /// `view` as a whole tensor: itself, or a copy for kernels that read no views.
-    pub fn whole(&mut self, label: &str, view: View) -> Result<wgpu::Buffer, GpuError> {
+    pub fn whole(&mut self, label: &str, view: View) -> Result<ActivationId, GpuError> {
         if view.is_whole() {
-            return Ok(view.buffer);
+            return Ok(view.activation);
         }
         let rows = if view.last_row {
             Rows::Fixed(1)
@@ -296,9 +323,9 @@ impl<'a> Loader<'a> {
             u32::from(view.last_row),
         ]);
         let sources = vec![
-            Source::Buffer(view.buffer.clone()),
-            Source::Buffer(view.buffer),
-            Source::Buffer(out.clone()),
+            Source::Activation(view.activation),
+            Source::Activation(view.activation),
+            Source::Activation(out),
         ];
         let grid = Grid::Items {
             per_row: view.len,
@@ -559,7 +586,7 @@ impl NodeLowering<'_> {
     }
 
     /// Input `i` as a whole tensor (copied if it is a view).
-    fn whole_input(&self, i: usize, l: &mut Loader) -> Result<wgpu::Buffer, GpuError> {
+    fn whole_input(&self, i: usize, l: &mut Loader) -> Result<ActivationId, GpuError> {
         let view = self.input(i)?;
         l.whole(&format!("{} (input {i})", self.label()), view)
     }
@@ -619,7 +646,7 @@ impl NodeLowering<'_> {
             _ => {}
         }
         let out = l.activation(label, max_elements(&node.ty, l.options))?;
-        let o = Source::Buffer(out.clone());
+        let o = Source::Activation(out);
         match op {
             Op::Embed { table } => {
                 for part in l.weights(&[table])?.iter() {
@@ -638,13 +665,13 @@ impl NodeLowering<'_> {
                 let (x, w) = (self.whole_input(0, l)?, l.vectors(&[weight], &[])?);
                 let len = (weight.rows * weight.cols) as u32;
                 let params = Params::new(&[n, rows.param(), 0, len]);
-                let sources = vec![Source::Buffer(x), Source::Buffer(w), o];
+                let sources = vec![Source::Activation(x), Source::Buffer(w), o];
                 l.dispatch(label, Module::Elementwise, "mul", params, items(n), sources)?;
             }
             Op::Scale { factor } => {
                 let x = self.whole_input(0, l)?;
                 let params = Params::new(&[n, rows.param(), f(*factor), 0]);
-                let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
+                let sources = vec![Source::Activation(x), Source::Activation(x), o];
                 l.dispatch(
                     label,
                     Module::Elementwise,
@@ -659,7 +686,7 @@ impl NodeLowering<'_> {
                 let b = if op.arity() > 1 {
                     self.whole_input(1, l)?
                 } else {
-                    a.clone()
+                    a
                 };
                 let entry = match op {
                     Op::Add => "add",
@@ -668,7 +695,7 @@ impl NodeLowering<'_> {
                     _ => "gelu_tanh",
                 };
                 let params = Params::new(&[n, rows.param(), 0, u32::MAX]);
-                let sources = vec![Source::Buffer(a), Source::Buffer(b), o];
+                let sources = vec![Source::Activation(a), Source::Activation(b), o];
                 l.dispatch(label, Module::Elementwise, entry, params, items(n), sources)?;
             }
             Op::RmsNorm { eps, group } => {
@@ -680,9 +707,9 @@ impl NodeLowering<'_> {
                     rows,
                 };
                 let sources = vec![
-                    Source::Buffer(x.clone()),
-                    Source::Buffer(x.clone()),
-                    Source::Buffer(x),
+                    Source::Activation(x),
+                    Source::Activation(x),
+                    Source::Activation(x),
                     o,
                 ];
                 l.dispatch(label, Module::RmsNorm, "rms_norm", params, grid, sources)?;
@@ -701,7 +728,7 @@ impl NodeLowering<'_> {
                 let r = if *residual {
                     self.whole_input(1, l)?
                 } else {
-                    x.clone()
+                    x
                 };
                 let groups = n / *group as u32;
                 let params = Params::new(&[
@@ -715,7 +742,12 @@ impl NodeLowering<'_> {
                     per_row: groups,
                     rows,
                 };
-                let sources = vec![Source::Buffer(x), Source::Buffer(w), Source::Buffer(r), o];
+                let sources = vec![
+                    Source::Activation(x),
+                    Source::Buffer(w),
+                    Source::Activation(r),
+                    o,
+                ];
                 l.dispatch(
                     label,
                     Module::RmsNorm,
@@ -736,7 +768,7 @@ impl NodeLowering<'_> {
                     rows.param(),
                 ]);
                 let inv_freq = l.vectors(&[], &rope.inv_freq())?;
-                let sources = vec![Source::Buffer(x), o, Source::Buffer(inv_freq)];
+                let sources = vec![Source::Activation(x), o, Source::Buffer(inv_freq)];
                 l.dispatch(label, Module::Rope, "rope", params, items(n), sources)?;
             }
             Op::AttnScores {
@@ -760,7 +792,7 @@ impl NodeLowering<'_> {
                     rows: Rows::Tokens,
                     per_context: true,
                 };
-                let sources = vec![Source::Buffer(q), Source::Cache(k), o];
+                let sources = vec![Source::Activation(q), Source::Cache(k), o];
                 l.dispatch(
                     label,
                     Module::Attention(l.options.kv_type),
@@ -779,7 +811,7 @@ impl NodeLowering<'_> {
                     rows: Rows::Tokens,
                     per_context: true,
                 };
-                let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
+                let sources = vec![Source::Activation(x), Source::Activation(x), o];
                 l.dispatch(
                     label,
                     Module::Attention(l.options.kv_type),
@@ -796,7 +828,7 @@ impl NodeLowering<'_> {
                     per_row: h,
                     rows: Rows::Tokens,
                 };
-                let sources = vec![Source::Buffer(x.clone()), Source::Buffer(x), o];
+                let sources = vec![Source::Activation(x), Source::Activation(x), o];
                 l.dispatch(
                     label,
                     Module::Attention(l.options.kv_type),
@@ -815,7 +847,7 @@ impl NodeLowering<'_> {
                 let heads = [*n_head as u32, *n_head_kv as u32, *head_dim as u32];
                 let params =
                     Params::new(&[heads[0], heads[1], heads[2], 0, 0, f(f32::NEG_INFINITY)]);
-                let sources = vec![Source::Buffer(p), Source::Cache(v), o];
+                let sources = vec![Source::Activation(p), Source::Cache(v), o];
                 let grid = items(heads[0] * heads[2]);
                 l.dispatch(
                     label,
@@ -853,7 +885,7 @@ impl NodeLowering<'_> {
                 rows: Rows::Tokens,
                 per_context: false,
             },
-            vec![Source::Buffer(x), Source::Cache(cache)],
+            vec![Source::Activation(x), Source::Cache(cache)],
         )?;
         Ok(Value::Cache(cache))
     }
@@ -911,15 +943,14 @@ impl NodeLowering<'_> {
         };
         let (single_row_x, norm_weight, eps) = match folded {
             Some((raw, weight, eps)) => (raw, weight, Some(eps)),
-            None => (x.buffer.clone(), l.unused(), None),
+            None => (x.activation, l.unused(), None),
         };
         let residual = if inline_residual {
             Some(self.whole_input(1, l)?)
         } else {
             None
         };
-        let bound =
-            |b: &Option<wgpu::Buffer>| Source::Buffer(b.clone().unwrap_or(x.buffer.clone()));
+        let bound = |b: &Option<ActivationId>| Source::Activation(b.unwrap_or(x.activation));
         let mut first = 0;
         for run in weights.chunk_by(|a, b| a.ty == b.ty) {
             let run_refs: Vec<&Weight> = run.iter().collect();
@@ -943,10 +974,10 @@ impl NodeLowering<'_> {
                 };
                 let sources = vec![
                     Source::Buffer(part.buffer.clone()),
-                    Source::Buffer(x.buffer.clone()),
+                    Source::Activation(x.activation),
                     bound(&residual),
-                    Source::Buffer(out.clone()),
-                    Source::Buffer(single_row_x.clone()),
+                    Source::Activation(out),
+                    Source::Activation(single_row_x),
                     Source::Buffer(part.buffer.clone()),
                     Source::Buffer(norm_weight.clone()),
                 ];
@@ -964,7 +995,7 @@ impl NodeLowering<'_> {
         }
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
         if !epilogue.is_empty() && !inline_residual {
-            self.epilogue(epilogue, rows, raw_len as u32, &out, l)?;
+            self.epilogue(epilogue, rows, raw_len as u32, out, l)?;
         }
         let len = if gated { raw_len / 2 } else { raw_len };
         Ok(Value::Activation(View {
@@ -981,7 +1012,7 @@ impl NodeLowering<'_> {
         p: &NormPrologue,
         x: View,
         l: &mut Loader,
-    ) -> Result<(View, wgpu::Buffer, wgpu::Buffer), GpuError> {
+    ) -> Result<(View, ActivationId, wgpu::Buffer), GpuError> {
         let label = format!("{} prologue", self.label());
         let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
         let len = x.len;
@@ -995,10 +1026,10 @@ impl NodeLowering<'_> {
             Params::new(&[len, 1, rows.param(), f(p.eps), 0]),
             Grid::Groups { per_row: 1, rows },
             vec![
-                Source::Buffer(src.clone()),
+                Source::Activation(src),
                 Source::Buffer(weight.clone()),
-                Source::Buffer(src.clone()),
-                Source::Buffer(normed.clone()),
+                Source::Activation(src),
+                Source::Activation(normed),
             ],
         )?;
         l.fold_into_single_row_kernel();
@@ -1010,7 +1041,7 @@ impl NodeLowering<'_> {
         epilogue: &[Epilogue],
         rows: Rows,
         row_len: u32,
-        out: &wgpu::Buffer,
+        out: ActivationId,
         l: &mut Loader,
     ) -> Result<(), GpuError> {
         let (steps, norm_weights, rope_tables) = epilogue_steps(epilogue);
@@ -1026,9 +1057,9 @@ impl NodeLowering<'_> {
             l.vectors(&norm_weights, &rope_tables)?
         };
         let residual = if epilogue.contains(&Epilogue::Residual) {
-            self.whole_input(1, l)?
+            Source::Activation(self.whole_input(1, l)?)
         } else {
-            l.unused()
+            Source::Buffer(l.unused())
         };
         let chunk = epilogue_chunk(epilogue)
             .ok_or_else(|| self.unsupported("epilogue steps that couple columns across heads"))?;
@@ -1056,11 +1087,7 @@ impl NodeLowering<'_> {
                 per_row: chunks,
                 rows,
             },
-            vec![
-                Source::Buffer(vectors),
-                Source::Buffer(residual),
-                Source::Buffer(out.clone()),
-            ],
+            vec![Source::Buffer(vectors), residual, Source::Activation(out)],
         )
     }
 
@@ -1110,12 +1137,12 @@ impl NodeLowering<'_> {
             ])
         };
         let sources = vec![
-            Source::Buffer(q.buffer.clone()),
-            Source::Buffer(k.buffer.clone()),
-            Source::Buffer(v.buffer.clone()),
+            Source::Activation(q.activation),
+            Source::Activation(k.activation),
+            Source::Activation(v.activation),
             Source::Cache(k_cache),
             Source::Cache(v_cache),
-            Source::Buffer(out.clone()),
+            Source::Activation(out),
         ];
         l.dispatch(
             &node.label,

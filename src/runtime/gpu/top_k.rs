@@ -27,11 +27,12 @@ pub(super) struct TopK {
 }
 
 impl TopK {
-    /// Top-k over the last of `rows` rows (0: the step's tokens) of `n` logits in `logits`.
+    /// Top-k over the last of `rows` rows (0: the step's tokens) of `n` logits bound by
+    /// `logits`.
     pub fn new(
         context: &GpuContext,
         step: &wgpu::Buffer,
-        logits: &wgpu::Buffer,
+        logits: wgpu::BindingResource,
         n: u32,
         rows: u32,
     ) -> Result<TopK, GpuError> {
@@ -64,15 +65,22 @@ impl TopK {
                 usage: wgpu::BufferUsages::UNIFORM,
             },
         );
+        let resources = [
+            step.as_entire_binding(),
+            params.as_entire_binding(),
+            logits,
+            chunk_best.as_entire_binding(),
+            best.as_entire_binding(),
+        ];
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("top-k"),
             layout: &pipelines.layout,
-            entries: &[step, &params, logits, &chunk_best, &best]
-                .iter()
+            entries: &resources
+                .into_iter()
                 .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
+                .map(|(i, resource)| wgpu::BindGroupEntry {
                     binding: i as u32,
-                    resource: b.as_entire_binding(),
+                    resource,
                 })
                 .collect::<Vec<_>>(),
         });
