@@ -32,6 +32,8 @@ struct Net {
     kv_type: KvType,
     /// The position of the first step's first token.
     first_position: usize,
+    /// Positions the caches hold from there on.
+    capacity: usize,
 }
 
 impl Net {
@@ -48,6 +50,7 @@ impl Net {
             ids,
             kv_type: KvType::F16,
             first_position: 0,
+            capacity: CONTEXT,
         }
     }
 
@@ -100,7 +103,7 @@ impl Net {
         let file = TestFile::new(&self.tensors);
         let cpu = CpuInterpreter::new(&self.graph, &file.gguf).unwrap();
         let max_tokens = steps.iter().map(|s| s.len()).max().unwrap();
-        let capacity = self.first_position + CONTEXT;
+        let capacity = self.first_position + self.capacity;
         let options = GpuOptions {
             max_tokens,
             context: capacity,
@@ -577,6 +580,25 @@ fn fused_attention_over_steps() {
             &format!("attention d={head_dim} window {window:?}, {kv_type:?} cache"),
         );
     }
+}
+
+/// A decode step's attention splits the keys into runs and combines them: after a
+/// prefill of 150 tokens (three runs of 64 keys), with and without a window; and after
+/// 4200 positions (33 runs of 128; the positions before the steps are zero in both
+/// caches, so their runs weigh in with zero scores and zero values).
+#[test]
+fn split_decode_attention_over_long_contexts() {
+    let mut rng = rng("split_decode_attention_over_long_contexts");
+    let prefill: Vec<u32> = (0..150).map(|i| i % CONTEXT as u32).collect();
+    let long: &[&[u32]] = &[&prefill, &[7], &[8], &[9]];
+    for (window, kv_type) in [(None, KvType::F16), (Some(100), KvType::F32)] {
+        let (mut net, out) = attention_net(80, window, kv_type, None, &mut rng);
+        net.capacity = 160;
+        net.check(out, long, &format!("split attention, window {window:?}"));
+    }
+    let (mut net, out) = attention_net(16, None, KvType::F16, None, &mut rng);
+    net.first_position = 4200;
+    net.check(out, STEPS, "split attention after 4200 positions");
 }
 
 /// The context shift: after 9 positions, positions 2 .. 5 are dropped on both sides

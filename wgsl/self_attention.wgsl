@@ -1,12 +1,20 @@
 // The fused `attention` node: causal (optionally sliding-window) self-attention over
 // the KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
-// A decode step (one token) stores its key and value rows first and then reads every
-// position from the caches. A longer step reads past positions from the caches and its
-// own rows from its inputs, rounded as the cache would return them; a cache that holds
-// every position then takes the step's rows in the same dispatch (they go to slots no
-// query of the step reads from the cache), and a ring cache (a sliding window's, slot
-// = position mod ring) in a `cache_store` dispatch after every query has read, so that
-// it never loses a key a query of the step needs.
+//
+// A decode step (one token) splits each head's keys into at most MAX_RUNS runs of
+// whole blocks: `attention_split` takes one run per workgroup, its softmax unnormalised
+// (the largest score, the sum of exponentials, the weighted values), and
+// `attention_combine` rescales the runs to their common maximum and adds them up. The
+// workgroup whose run ends at the step's own position stores the step's key and value
+// rows first, so that every key comes from the cache, with no branch between cache and
+// input to serialise the loads.
+//
+// A longer step (`attention`: one workgroup per query head and token) reads past
+// positions from the caches and its own rows from its inputs, rounded as the cache
+// would return them; a cache that holds every position then takes the step's rows in
+// the same dispatch (they go to slots no query of the step reads from the cache), and a
+// ring cache (a sliding window's, slot = position mod ring) in a `cache_store` dispatch
+// after every query has read, so that it never loses a key a query of the step needs.
 
 struct Params {
     n_head: u32,
@@ -33,6 +41,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> k_cache: array<CachePair>;
 @group(0) @binding(6) var<storage, read_write> v_cache: array<CachePair>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
+// A decode step's runs: two words (maximum, sum) per head and run, then each head and
+// run's head_dim weighted values.
+@group(0) @binding(8) var<storage, read_write> runs: array<f32>;
 
 fn kv_row_len() -> u32 {
     return p.n_head_kv * p.head_dim;
@@ -127,8 +138,7 @@ fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
     return vec4<f32>(first, second);
 }
 
-// Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
-// running maximum rescales the sum and the accumulated values when it grows.
+// Keys a workgroup scores at once (one per invocation).
 const BLOCK: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
 // Below every score, finite so that exp(m − m′) is 0 rather than NaN.
@@ -136,53 +146,54 @@ const LOWEST: f32 = -3.0e38;
 var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
 var<workgroup> block_probs: array<f32, BLOCK>;
 
-// One workgroup per query head and token.
-@compute @workgroup_size(64)
-fn attention(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let unit = workgroup_index(wid, nwg);
-    let h = unit % p.n_head;
-    let t = unit / p.n_head;
-    if t >= step.tokens {
-        return;
+// The keys a query at `pos` sees start here.
+fn first_key(pos: u32) -> u32 {
+    if p.window == 0u {
+        return 0u;
     }
-    let kvh = h / (p.n_head / p.n_head_kv);
-    let pos = step.past + t;
-    var first = 0u;
-    if p.window != 0u {
-        first = pos + 1u - min(p.window, pos + 1u);
-    }
+    return pos + 1u - min(p.window, pos + 1u);
+}
+
+// Keys per run when a decode step's query sees `keys` keys: whole blocks, at most
+// MAX_RUNS runs (`attention_run_len` in src/runtime/gpu/executor.rs says the same).
+const MAX_RUNS: u32 = 64u;
+
+fn run_len(keys: u32) -> u32 {
+    let blocks = (keys + BLOCK - 1u) / BLOCK;
+    return BLOCK * ((blocks + MAX_RUNS - 1u) / MAX_RUNS);
+}
+
+// Query row t of head h into q_row (the caller's barrier publishes it).
+fn load_query(h: u32, t: u32, lid: u32) {
     for (var e = lid; e < p.head_dim; e += BLOCK) {
         q_row[e] = q[t * p.q_stride + p.q_offset + h * p.head_dim + e];
     }
-    // In a decode step every workgroup stores the step's key and value rows of its kv
-    // head (the same values, whichever write lands) before it reads: then every key
-    // comes from the cache, with no branch between cache and input to serialise the
-    // loads. No query of the step needs the slot a ring overwrites (a ring holds the
-    // window or more).
-    if step.tokens == 1u {
-        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
-            store_pair(0u, kvh * p.head_dim + e);
-        }
-        storageBarrier();
-    }
-    workgroupBarrier();
+}
 
+// The softmax of one query over keys lo .. hi, unnormalised: the largest score `m`,
+// the sum of exp(score − m), and this invocation's share (see `values4`) of the values
+// weighted by exp(score − m).
+struct Run {
+    m: f32,
+    sum: f32,
+    acc: vec4<f32>,
+}
+
+// Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
+// running maximum rescales the sum and the accumulated values when it grows.
+fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
     var m = LOWEST;
     var sum = 0.0;
     var acc = vec4<f32>();
-    for (var j0 = first; j0 <= pos; j0 += BLOCK) {
+    for (var j0 = lo; j0 < hi; j0 += BLOCK) {
         let j = j0 + lid;
         var score = LOWEST;
-        if j <= pos {
+        if j < hi {
             score = p.scale * key_dot(j, kvh);
         }
         let m_new = max(m, workgroup_max(score, lid));
         var prob = 0.0;
-        if j <= pos {
+        if j < hi {
             prob = exp(score - m_new);
         }
         block_probs[lid] = prob;
@@ -192,7 +203,7 @@ fn attention(
         acc *= rescale;
         // Eight keys at a time, their value loads in flight together; keys past the
         // block's last (probability 0) read the last key's values instead.
-        let keys = min(BLOCK, pos + 1u - j0);
+        let keys = min(BLOCK, hi - j0);
         for (var jj = 0u; jj < keys; jj += 8u) {
             let last = j0 + keys - 1u;
             let v0 = values4(j0 + jj, kvh, lid);
@@ -209,25 +220,150 @@ fn attention(
         }
         workgroupBarrier();
     }
-    // acc holds values 2·lid, 2·lid + 1, 2·lid + 128, 2·lid + 129 of the head.
-    let row = t * p.n_head * p.head_dim + h * p.head_dim;
-    let result = acc / sum;
-    if 2u * lid < p.head_dim {
-        out[row + 2u * lid] = result.x;
-        out[row + 2u * lid + 1u] = result.y;
+    return Run(m, sum, acc);
+}
+
+// Which of an invocation's value pairs (2·lid, then 2·lid + 128) lie inside the head.
+fn own_pairs(lid: u32) -> vec2<bool> {
+    return vec2<bool>(2u * lid < p.head_dim, 2u * (lid + BLOCK) < p.head_dim);
+}
+
+// Writes an invocation's four values of a head's row starting at `row` in `out`.
+fn write_out(row: u32, values: vec4<f32>, lid: u32) {
+    let inside = own_pairs(lid);
+    if inside.x {
+        out[row + 2u * lid] = values.x;
+        out[row + 2u * lid + 1u] = values.y;
     }
-    if 2u * (lid + BLOCK) < p.head_dim {
-        out[row + 2u * (lid + BLOCK)] = result.z;
-        out[row + 2u * (lid + BLOCK) + 1u] = result.w;
+    if inside.y {
+        out[row + 2u * (lid + BLOCK)] = values.z;
+        out[row + 2u * (lid + BLOCK) + 1u] = values.w;
     }
-    // In a longer step the first query head of each kv head stores the kv head's
-    // rows (a ring's wait for `cache_store`).
-    if p.ring == 0u && step.tokens > 1u && h % (p.n_head / p.n_head_kv) == 0u {
+}
+
+// One workgroup per query head and token of a step of several tokens.
+@compute @workgroup_size(64)
+fn attention(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let unit = workgroup_index(wid, nwg);
+    let h = unit % p.n_head;
+    let t = unit / p.n_head;
+    if t >= step.tokens {
+        return;
+    }
+    let kvh = h / (p.n_head / p.n_head_kv);
+    let pos = step.past + t;
+    load_query(h, t, lid);
+    workgroupBarrier();
+    let run = attend(kvh, first_key(pos), pos + 1u, lid);
+    write_out(t * p.n_head * p.head_dim + h * p.head_dim, run.acc / run.sum, lid);
+    // The first query head of each kv head stores the kv head's rows (a ring's wait
+    // for `cache_store`).
+    if p.ring == 0u && h % (p.n_head / p.n_head_kv) == 0u {
         let start = kvh * p.head_dim;
         for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
             store_pair(t, start + e);
         }
     }
+}
+
+// Where head h's run r keeps its maximum and sum, and its values.
+fn run_stats(h: u32, r: u32) -> u32 {
+    return 2u * (h * MAX_RUNS + r);
+}
+
+fn run_values(h: u32, r: u32) -> u32 {
+    return 2u * p.n_head * MAX_RUNS + (h * MAX_RUNS + r) * p.head_dim;
+}
+
+// A decode step: one workgroup per query head and run of keys.
+@compute @workgroup_size(64)
+fn attention_split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let unit = workgroup_index(wid, nwg);
+    let h = unit % p.n_head;
+    let r = unit / p.n_head;
+    let pos = step.past;
+    let first = first_key(pos);
+    let len = run_len(pos + 1u - first);
+    let lo = first + r * len;
+    if lo > pos {
+        return;
+    }
+    let hi = min(lo + len, pos + 1u);
+    let kvh = h / (p.n_head / p.n_head_kv);
+    load_query(h, 0u, lid);
+    // Every query head of the kv head stores the same values, whichever write lands.
+    // No query of the step needs the slot a ring overwrites (a ring holds the window
+    // or more).
+    if hi == pos + 1u {
+        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
+            store_pair(0u, kvh * p.head_dim + e);
+        }
+        storageBarrier();
+    }
+    workgroupBarrier();
+    let run = attend(kvh, lo, hi, lid);
+    if lid == 0u {
+        runs[run_stats(h, r)] = run.m;
+        runs[run_stats(h, r) + 1u] = run.sum;
+    }
+    let at = run_values(h, r);
+    let inside = own_pairs(lid);
+    if inside.x {
+        runs[at + 2u * lid] = run.acc.x;
+        runs[at + 2u * lid + 1u] = run.acc.y;
+    }
+    if inside.y {
+        runs[at + 2u * (lid + BLOCK)] = run.acc.z;
+        runs[at + 2u * (lid + BLOCK) + 1u] = run.acc.w;
+    }
+}
+
+// A decode step: one workgroup per query head adds up its runs, each rescaled to the
+// largest maximum.
+@compute @workgroup_size(64)
+fn attention_combine(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let h = workgroup_index(wid, nwg);
+    if h >= p.n_head {
+        return;
+    }
+    let pos = step.past;
+    let keys = pos + 1u - first_key(pos);
+    let count = (keys + run_len(keys) - 1u) / run_len(keys);
+    var m = LOWEST;
+    for (var r = 0u; r < count; r++) {
+        m = max(m, runs[run_stats(h, r)]);
+    }
+    var sum = 0.0;
+    var acc = vec4<f32>();
+    let inside = own_pairs(lid);
+    for (var r = 0u; r < count; r++) {
+        let scale = exp(runs[run_stats(h, r)] - m);
+        sum += scale * runs[run_stats(h, r) + 1u];
+        let at = run_values(h, r);
+        var values = vec4<f32>();
+        if inside.x {
+            values.x = runs[at + 2u * lid];
+            values.y = runs[at + 2u * lid + 1u];
+        }
+        if inside.y {
+            values.z = runs[at + 2u * (lid + BLOCK)];
+            values.w = runs[at + 2u * (lid + BLOCK) + 1u];
+        }
+        acc += scale * values;
+    }
+    write_out(h * p.head_dim, acc / sum, lid);
 }
 
 // Stores values e, e + 1 of this step's key and value row t (at position P + t).

@@ -77,6 +77,31 @@ pub(super) enum Grid {
     /// A matmul over `rows` weight rows: one workgroup per few rows with one row of x,
     /// else one per 16 × 16 tile.
     Matmul { rows: u32, tokens: Rows },
+    /// A decode step's attention: one workgroup per query head and run of the keys it
+    /// sees (all the context, or the last `window` positions when that is not 0).
+    AttentionRuns { heads: u32, window: u32 },
+}
+
+/// Runs of keys a decode step's attention splits a head's keys into, at most
+/// (`MAX_RUNS` in wgsl/self_attention.wgsl).
+pub(super) const MAX_ATTENTION_RUNS: usize = 64;
+
+/// Keys a decode step's attention workgroup takes: whole blocks of 64, in at most
+/// [`MAX_ATTENTION_RUNS`] runs (`run_len` in wgsl/self_attention.wgsl).
+pub(super) fn attention_run_len(keys: u32) -> u32 {
+    const BLOCK: u32 = 64;
+    BLOCK * keys.div_ceil(BLOCK).div_ceil(MAX_ATTENTION_RUNS as u32)
+}
+
+/// Which steps a dispatch runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Steps {
+    Every,
+    /// Those where its grid has several rows (a single row's kernel does its work in
+    /// the others: a matmul's folded norm, attention for several tokens).
+    SeveralRows,
+    /// Those where its grid has one row (decode's split attention).
+    OneRow,
 }
 
 impl Grid {
@@ -85,6 +110,7 @@ impl Grid {
         match self {
             Grid::Items { rows, .. } | Grid::Groups { rows, .. } => rows,
             Grid::Matmul { tokens, .. } => tokens,
+            Grid::AttentionRuns { .. } => Rows::Tokens,
         }
     }
 }
@@ -117,9 +143,7 @@ pub(super) struct Dispatch {
     pub access: &'static [Access],
     /// The weight bytes it reads (set by `Loader::reads` for embeddings and matmuls).
     pub weight: WeightRead,
-    /// A linear's norm prologue that the matmul's single-row kernel applies itself:
-    /// skipped in steps where that kernel runs (its rows resolve to one).
-    pub folded: bool,
+    pub steps: Steps,
 }
 
 impl Dispatch {
@@ -144,7 +168,12 @@ impl Dispatch {
 
     /// Whether it runs in a step of `tokens` tokens.
     fn runs(&self, tokens: u32) -> bool {
-        !(self.folded && self.grid.rows().resolve(tokens) == 1)
+        let rows = self.grid.rows().resolve(tokens);
+        match self.steps {
+            Steps::Every => true,
+            Steps::SeveralRows => rows > 1,
+            Steps::OneRow => rows == 1,
+        }
     }
 
     /// The pipeline and workgroup count for a step of `tokens` tokens and `context` keys.
@@ -167,6 +196,17 @@ impl Dispatch {
                     rows.div_ceil(MATMUL_TILE) * t.div_ceil(MATMUL_TILE),
                 ),
             },
+            Grid::AttentionRuns { heads, window } => {
+                let keys = if window == 0 {
+                    context
+                } else {
+                    context.min(window)
+                };
+                (
+                    &self.pipeline,
+                    heads * keys.div_ceil(attention_run_len(keys)),
+                )
+            }
         }
     }
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::arena::{ActivationId, Arena, ArenaLayout, Use};
-use super::executor::{Dispatch, Grid, ModulePipelines, Params, Rows, Source};
+use super::executor::{
+    Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MAX_ATTENTION_RUNS,
+};
 use super::progress::UploadProgress;
 use super::shaders::{Access, Module, COLS_MULTIPLE};
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
@@ -281,17 +283,16 @@ impl<'a> Loader<'a> {
             sources,
             access: module.storage(),
             weight: WeightRead::None,
-            folded: false,
+            steps: Steps::Every,
         };
         self.dispatches.push(dispatch);
         Ok(())
     }
 
-    /// Marks the dispatch added last as done by the next one's single-row kernel: it is
-    /// skipped in steps where that kernel runs.
-    fn fold_into_single_row_kernel(&mut self) {
+    /// Says in which steps the dispatch added last runs.
+    fn runs_in(&mut self, steps: Steps) {
         if let Some(d) = self.dispatches.last_mut() {
-            d.folded = true;
+            d.steps = steps;
         }
     }
 
@@ -1032,7 +1033,8 @@ impl NodeLowering<'_> {
                 Source::Activation(normed),
             ],
         )?;
-        l.fold_into_single_row_kernel();
+        // The matmul's single-row kernel applies the norm itself.
+        l.runs_in(Steps::SeveralRows);
         Ok((View::whole(normed, rows, len), src, weight))
     }
 
@@ -1120,6 +1122,12 @@ impl NodeLowering<'_> {
         let ring = ring_slots(&self.graph.caches[k_cache], l.options.context);
         let out_len = (n_head * head_dim) as u32;
         let out = l.activation(&node.label, l.options.max_tokens * out_len as usize)?;
+        // A decode step's runs: a maximum and a sum, then head_dim values, per head and
+        // run (`runs` in wgsl/self_attention.wgsl).
+        let runs = l.activation(
+            &format!("{} runs", node.label),
+            n_head * MAX_ATTENTION_RUNS * (2 + head_dim),
+        )?;
         let params = || {
             Params::new(&[
                 n_head as u32,
@@ -1143,18 +1151,46 @@ impl NodeLowering<'_> {
             Source::Cache(k_cache),
             Source::Cache(v_cache),
             Source::Activation(out),
+            Source::Activation(runs),
         ];
+        let module = Module::SelfAttention(l.options.kv_type);
+        let heads = Grid::Groups {
+            per_row: n_head as u32,
+            rows: Rows::Tokens,
+        };
         l.dispatch(
             &node.label,
-            Module::SelfAttention(l.options.kv_type),
+            module,
             "attention",
             params(),
-            Grid::Groups {
-                per_row: n_head as u32,
-                rows: Rows::Tokens,
-            },
+            heads,
             sources.clone(),
         )?;
+        l.runs_in(Steps::SeveralRows);
+        let runs_grid = Grid::AttentionRuns {
+            heads: n_head as u32,
+            window: window.unwrap_or(0) as u32,
+        };
+        let split = format!("{} split", node.label);
+        l.dispatch(
+            &split,
+            module,
+            "attention_split",
+            params(),
+            runs_grid,
+            sources.clone(),
+        )?;
+        l.runs_in(Steps::OneRow);
+        let combine = format!("{} combine", node.label);
+        l.dispatch(
+            &combine,
+            module,
+            "attention_combine",
+            params(),
+            heads,
+            sources.clone(),
+        )?;
+        l.runs_in(Steps::OneRow);
         if ring != 0 {
             l.dispatch(
                 &format!("{} store", node.label),

@@ -152,7 +152,12 @@ impl Module {
             Module::KvCache(_) => &["cache_write"],
             Module::KvShift(_) => &["cache_shift"],
             Module::Attention(_) => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
-            Module::SelfAttention(_) => &["attention", "cache_store"],
+            Module::SelfAttention(_) => &[
+                "attention",
+                "attention_split",
+                "attention_combine",
+                "cache_store",
+            ],
             Module::TopK => &["top_k_chunks", "top_k_merge"],
             Module::Copy => &["copy"],
         }
@@ -171,8 +176,10 @@ impl Module {
             }
             // x, weight, residual, out
             Module::RmsNorm => &[Read, Read, Read, ReadWrite],
-            // q, k, v, k cache, v cache, out
-            Module::SelfAttention(_) => &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            // q, k, v, k cache, v cache, out, a decode step's runs
+            Module::SelfAttention(_) => {
+                &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+            }
             // in, out, the rotation's inverse frequencies
             Module::Rope | Module::KvShift(_) => &[Read, ReadWrite, Read],
             // logits, each chunk's best, the best
