@@ -152,7 +152,7 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     let Some(context) = gpu() else { return };
     let model_arg = path.to_str().unwrap();
     let ctx = CONTEXT.to_string();
-    let bench = |backend| {
+    let bench_args = |backend: &str, depth: &str| {
         let args = [
             "bench",
             model_arg,
@@ -162,14 +162,17 @@ fn bench_reports_device_figures_on_a_gpu_only() {
             "1",
             "-r",
             "1",
+            "-d",
+            depth,
             "-c",
             &ctx,
             "--json",
             "--backend",
             backend,
         ];
-        success_json(&exec(&args))
+        exec(&args)
     };
+    let bench = |backend| success_json(&bench_args(backend, "0"));
 
     let report = &bench("gpu")["report"];
     let g = &report["gpu"];
@@ -199,5 +202,13 @@ fn bench_reports_device_figures_on_a_gpu_only() {
         "{fraction} vs {expected}"
     );
 
+    let (arena, unshared) = executor.activation_bytes();
+    assert_eq!(g["activation_bytes"], arena);
+    assert_eq!(g["unshared_activation_bytes"], unshared);
+    assert!(arena < unshared);
+
     assert!(bench("cpu")["report"]["gpu"].is_null());
+    // Tests after a few tokens of context, and a depth past the context is an error.
+    assert_eq!(success_json(&bench_args("cpu", "5"))["report"]["depth"], 5);
+    common::assert_error(&bench_args("cpu", ctx.as_str()), "context");
 }

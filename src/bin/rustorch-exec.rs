@@ -169,6 +169,9 @@ struct BenchArgs {
     /// Repetitions (after one untimed warm-up).
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
     repetitions: usize,
+    /// Tokens already in the context when each test starts (llama-bench's -d).
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    depth: usize,
     #[arg(long)]
     json: bool,
 }
@@ -575,6 +578,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         args.prompt_tokens,
         args.gen_tokens,
         args.repetitions,
+        args.depth,
     )?;
     let device = gpu.as_ref().map_or_else(
         || format!("CPU, {} threads", rayon::current_num_threads()),
@@ -591,9 +595,13 @@ fn bench(args: BenchArgs) -> Result<()> {
         });
         writeln!(out, "{json}")?;
     } else {
+        let at_depth = match report.depth {
+            0 => String::new(),
+            d => format!(" @ d{d}"),
+        };
         let row = |name: String, s: &rustorch::runtime::bench::Spread| {
             format!(
-                "| {name:<8} | {:>10.1} | {:>10.1} .. {:<10.1} |",
+                "| {name:<14} | {:>14.1} | {:>10.1} .. {:<10.1} |",
                 s.median, s.min, s.max
             )
         };
@@ -604,17 +612,23 @@ fn bench(args: BenchArgs) -> Result<()> {
         )?;
         writeln!(
             out,
-            "| test     | tok/s (median) | spread                  |"
+            "| test           | tok/s (median) | spread                  |"
         )?;
         writeln!(
             out,
             "{}",
-            row(format!("pp{}", report.prompt_tokens), &report.pp_tok_s)
+            row(
+                format!("pp{}{at_depth}", report.prompt_tokens),
+                &report.pp_tok_s
+            )
         )?;
         writeln!(
             out,
             "{}",
-            row(format!("tg{}", report.gen_tokens), &report.tg_tok_s)
+            row(
+                format!("tg{}{at_depth}", report.gen_tokens),
+                &report.tg_tok_s
+            )
         )?;
         if let Some(g) = &report.gpu {
             let mb = |bytes: u64| bytes as f64 / 1e6;

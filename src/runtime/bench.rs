@@ -42,6 +42,8 @@ pub struct BenchReport {
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
     pub repetitions: usize,
+    /// Tokens in the context before each test (llama-bench's `-d`).
+    pub depth: usize,
     /// Prompt processing, tokens per second.
     pub pp_tok_s: Spread,
     /// Generation, tokens per second.
@@ -71,23 +73,33 @@ pub struct GpuFigures {
     pub unshared_activation_bytes: u64,
 }
 
-/// Runs the benchmark on `session` (its cache is reset before every repetition). The
+/// Runs the benchmark on `session`: its cache is reset before every repetition, then
+/// filled with `depth` tokens (untimed) before the timed prompt or generation. The
 /// tokens are arbitrary ids below `n_vocab`, as llama-bench's are.
 pub fn bench(
     session: &mut Session<'_>,
     prompt_tokens: usize,
     gen_tokens: usize,
     repetitions: usize,
+    depth: usize,
 ) -> Result<BenchReport, RunError> {
     let n_vocab = session.model().config.n_vocab as u32;
-    let prompt: Vec<u32> = (0..prompt_tokens as u32)
-        .map(|i| (i * 7919 + 13) % n_vocab)
-        .collect();
+    let tokens = |n: usize, salt: u32| -> Vec<u32> {
+        (0..n as u32).map(|i| (i * 7919 + salt) % n_vocab).collect()
+    };
+    let (prompt, context) = (tokens(prompt_tokens, 13), tokens(depth, 101));
+    let start_at_depth = |session: &mut Session<'_>| -> Result<(), RunError> {
+        session.reset();
+        if depth > 0 {
+            session.logits_last(&context)?;
+        }
+        Ok(())
+    };
     // One untimed warm-up of each kind: first-touch page faults and pipeline warm-up.
     let (mut pp, mut tg, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..=repetitions {
         if prompt_tokens > 0 {
-            session.reset();
+            start_at_depth(session)?;
             let start = Instant::now();
             session.logits_last(&prompt)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -97,7 +109,7 @@ pub fn bench(
             }
         }
         if gen_tokens > 0 {
-            session.reset();
+            start_at_depth(session)?;
             let start = Instant::now();
             for i in 0..gen_tokens as u32 {
                 session.logits_last(&[(i * 104_729 + 7) % n_vocab])?;
@@ -112,6 +124,7 @@ pub fn bench(
         prompt_tokens,
         gen_tokens,
         repetitions,
+        depth,
         pp_tok_s: Spread::of(&pp),
         gpu: gpu_figures(session, tg_tok_s.median)?,
         tg_tok_s,
