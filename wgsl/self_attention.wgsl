@@ -55,17 +55,19 @@ fn cache_row(j: u32) -> u32 {
 }
 
 // Whether position j's key and value are read from the caches: past positions, and in
-// a decode step this step's own too, which its workgroups store first (see `attention`).
-fn in_cache(j: u32) -> bool {
-    return j < step.past || step.tokens == 1u;
+// a decode step every position (its workgroups store the step's own first). `decode` is
+// a constant at each call of `attend`, so that the decode kernel has no branch between
+// cache and input: a branch around loads keeps them from being in flight together.
+fn from_cache(j: u32, decode: bool) -> bool {
+    return decode || j < step.past;
 }
 
 // Scale-free score of the query (in q_row) with position j's key, head kvh, 32 values
 // at a time in straight-line code, so that their loads are in flight together.
-fn key_dot(j: u32, kvh: u32) -> f32 {
+fn key_dot(j: u32, kvh: u32, decode: bool) -> f32 {
     var acc = 0.0;
     var e = 0u;
-    if in_cache(j) {
+    if from_cache(j, decode) {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
         for (; e + 32u <= p.head_dim; e += 32u) {
             acc += cached_dot16(base + e / 2u, e) + cached_dot16(base + e / 2u + 8u, e + 16u);
@@ -113,29 +115,23 @@ fn input4(at: u32) -> vec4<f32> {
 
 // An invocation's share of a value row: value pairs (words) lid and lid + 64 of kv
 // head kvh, as (2·lid, 2·lid + 1, 2·lid + 128, 2·lid + 129); 0 past the head's end.
-fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
+// The loads use clamped indices and the values past the end are zeroed after: a load
+// inside a branch waits for the loads before it.
+fn values4(j: u32, kvh: u32, lid: u32, decode: bool) -> vec4<f32> {
     let pairs = p.head_dim / 2u;
-    var first = vec2<f32>();
-    var second = vec2<f32>();
-    if in_cache(j) {
+    let a = min(lid, pairs - 1u);
+    let b = min(lid + BLOCK, pairs - 1u);
+    var values: vec4<f32>;
+    if from_cache(j, decode) {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-        if lid < pairs {
-            first = cache_pair(v_cache[base + lid]);
-        }
-        if lid + BLOCK < pairs {
-            second = cache_pair(v_cache[base + lid + BLOCK]);
-        }
+        values = vec4<f32>(cache_pair(v_cache[base + a]), cache_pair(v_cache[base + b]));
     } else {
         let base = (j - step.past) * p.v_stride + p.v_offset + kvh * p.head_dim;
-        if lid < pairs {
-            first = vec2<f32>(v[base + 2u * lid], v[base + 2u * lid + 1u]);
-        }
-        if lid + BLOCK < pairs {
-            second = vec2<f32>(v[base + 2u * (lid + BLOCK)], v[base + 2u * (lid + BLOCK) + 1u]);
-        }
-        return as_stored4(vec4<f32>(first, second));
+        let row = vec4<f32>(v[base + 2u * a], v[base + 2u * a + 1u], v[base + 2u * b], v[base + 2u * b + 1u]);
+        values = as_stored4(row);
     }
-    return vec4<f32>(first, second);
+    let inside = own_pairs(lid);
+    return select(vec4<f32>(), values, vec4<bool>(inside.x, inside.x, inside.y, inside.y));
 }
 
 // Keys a workgroup scores at once (one per invocation).
@@ -181,21 +177,17 @@ struct Run {
 
 // Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
 // running maximum rescales the sum and the accumulated values when it grows.
-fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
+fn attend(kvh: u32, lo: u32, hi: u32, lid: u32, decode: bool) -> Run {
     var m = LOWEST;
     var sum = 0.0;
     var acc = vec4<f32>();
     for (var j0 = lo; j0 < hi; j0 += BLOCK) {
-        let j = j0 + lid;
-        var score = LOWEST;
-        if j < hi {
-            score = p.scale * key_dot(j, kvh);
-        }
+        // Invocations past the last key score it again (branch-free loads, as in
+        // `values4`) and drop it.
+        let scored = j0 + lid < hi;
+        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, hi - 1u), kvh, decode), scored);
         let m_new = max(m, workgroup_max(score, lid));
-        var prob = 0.0;
-        if j < hi {
-            prob = exp(score - m_new);
-        }
+        let prob = select(0.0, exp(score - m_new), scored);
         block_probs[lid] = prob;
         let rescale = exp(m - m_new);
         sum = sum * rescale + workgroup_sum(prob, lid);
@@ -206,14 +198,14 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
         let keys = min(BLOCK, hi - j0);
         for (var jj = 0u; jj < keys; jj += 8u) {
             let last = j0 + keys - 1u;
-            let v0 = values4(j0 + jj, kvh, lid);
-            let v1 = values4(min(j0 + jj + 1u, last), kvh, lid);
-            let v2 = values4(min(j0 + jj + 2u, last), kvh, lid);
-            let v3 = values4(min(j0 + jj + 3u, last), kvh, lid);
-            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid);
-            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid);
-            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid);
-            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid);
+            let v0 = values4(j0 + jj, kvh, lid, decode);
+            let v1 = values4(min(j0 + jj + 1u, last), kvh, lid, decode);
+            let v2 = values4(min(j0 + jj + 2u, last), kvh, lid, decode);
+            let v3 = values4(min(j0 + jj + 3u, last), kvh, lid, decode);
+            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid, decode);
+            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid, decode);
+            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid, decode);
+            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid, decode);
             acc += block_probs[jj] * v0 + block_probs[jj + 1u] * v1 + block_probs[jj + 2u] * v2
                 + block_probs[jj + 3u] * v3 + block_probs[jj + 4u] * v4 + block_probs[jj + 5u] * v5
                 + block_probs[jj + 6u] * v6 + block_probs[jj + 7u] * v7;
@@ -258,7 +250,7 @@ fn attention(
     let pos = step.past + t;
     load_query(h, t, lid);
     workgroupBarrier();
-    let run = attend(kvh, first_key(pos), pos + 1u, lid);
+    let run = attend(kvh, first_key(pos), pos + 1u, lid, false);
     write_out(t * p.n_head * p.head_dim + h * p.head_dim, run.acc / run.sum, lid);
     // The first query head of each kv head stores the kv head's rows (a ring's wait
     // for `cache_store`).
@@ -309,7 +301,7 @@ fn attention_split(
         storageBarrier();
     }
     workgroupBarrier();
-    let run = attend(kvh, lo, hi, lid);
+    let run = attend(kvh, lo, hi, lid, true);
     if lid == 0u {
         runs[run_stats(h, r)] = run.m;
         runs[run_stats(h, r) + 1u] = run.sum;
