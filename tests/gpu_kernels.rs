@@ -158,6 +158,7 @@ fn matmul_case(ty: GgmlType, steps: &[&[u32]], rng: &mut SplitMix64) {
     let x = net.input("x", cols, rng);
     let weight = net.weight(Tensor::random("w", ty, n_rows, cols, rng));
     let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
+    net.capacity = 256;
     net.check(out, steps, &format!("matmul {ty}"));
 }
 
@@ -173,8 +174,10 @@ fn matmul_decode_of_every_type() {
 fn matmul_prefill_of_every_type() {
     let mut rng = rng("matmul_prefill_of_every_type");
     let twenty: Vec<u32> = (0..20).collect();
+    // Two tiles of 64 tokens, the second partial.
+    let hundred: Vec<u32> = (0..100).map(|i| i % CONTEXT as u32).collect();
     for ty in GgmlType::ALL {
-        matmul_case(ty, &[&twenty, &[1, 2]], &mut rng);
+        matmul_case(ty, &[&twenty, &hundred, &[1, 2]], &mut rng);
     }
 }
 

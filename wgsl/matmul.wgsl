@@ -88,19 +88,20 @@ fn x32(starts: vec4<u32>) -> X32 {
     x.f = x_vec4[at.z + 1u];
     x.g = x_vec4[at.w];
     x.h = x_vec4[at.w + 1u];
-    if p.prologue == 1u {
-        x.squares = dot(x.a, x.a) + dot(x.b, x.b) + dot(x.c, x.c) + dot(x.d, x.d) + dot(x.e, x.e)
-            + dot(x.f, x.f) + dot(x.g, x.g) + dot(x.h, x.h);
-        let w = starts / 4u;
-        x.a *= norm_weight4[w.x];
-        x.b *= norm_weight4[w.x + 1u];
-        x.c *= norm_weight4[w.y];
-        x.d *= norm_weight4[w.y + 1u];
-        x.e *= norm_weight4[w.z];
-        x.f *= norm_weight4[w.z + 1u];
-        x.g *= norm_weight4[w.w];
-        x.h *= norm_weight4[w.w + 1u];
-    }
+    // Branch-free, so that the norm weight's loads are in flight with the weights':
+    // without a folded prologue they read the placeholder binding and are not used.
+    x.squares = dot(x.a, x.a) + dot(x.b, x.b) + dot(x.c, x.c) + dot(x.d, x.d) + dot(x.e, x.e)
+        + dot(x.f, x.f) + dot(x.g, x.g) + dot(x.h, x.h);
+    let w = starts / 4u;
+    let folded = p.prologue == 1u;
+    x.a = select(x.a, x.a * norm_weight4[w.x], folded);
+    x.b = select(x.b, x.b * norm_weight4[w.x + 1u], folded);
+    x.c = select(x.c, x.c * norm_weight4[w.y], folded);
+    x.d = select(x.d, x.d * norm_weight4[w.y + 1u], folded);
+    x.e = select(x.e, x.e * norm_weight4[w.z], folded);
+    x.f = select(x.f, x.f * norm_weight4[w.z + 1u], folded);
+    x.g = select(x.g, x.g * norm_weight4[w.w], folded);
+    x.h = select(x.h, x.h * norm_weight4[w.w + 1u], folded);
     x.low_sum = dot(x.a + x.b + x.c + x.d, vec4<f32>(1.0));
     x.high_sum = dot(x.e + x.f + x.g + x.h, vec4<f32>(1.0));
     return x;
@@ -156,16 +157,38 @@ fn matmul_decode(
     }
 }
 
-// Prefill (several rows of x): a workgroup of 256 computes a TILE × TILE block of the
-// output (weight rows × tokens), each invocation a 4 × 4 register tile of it, from
-// CHUNK columns of W (dequantised) and of x staged in workgroup memory at a time.
+// Prefill (several rows of x): a workgroup of 64 computes a TILE × TILE block of the
+// output (weight rows × tokens), each invocation an 8 × 8 register tile of it: rows
+// 4·(lid % 8) .. + 4 and 32 more, tokens 4·(lid / 8) .. + 4 and 32 more. CHUNK columns
+// of W (dequantised) and of x are staged in workgroup memory at a time, four rows or
+// tokens to a vec4, so that each column costs an invocation four vec4 reads for 64
+// multiply-adds. 16 KiB of workgroup memory: WebGPU's default limit.
 const TILE: u32 = 64u;
-const CHUNK: u32 = 16u;
-// Both column-major, [CHUNK][TILE], so an invocation's 4 values of a column are 16 apart.
-var<workgroup> w_tile: array<f32, 1024>;
-var<workgroup> x_tile: array<f32, 1024>;
+const CHUNK: u32 = 32u;
+// [CHUNK][TILE / 4]: column k's rows (tokens) 4·i .. 4·i + 4 at k · 16 + i.
+var<workgroup> w_tile: array<vec4<f32>, 512>;
+var<workgroup> x_tile: array<vec4<f32>, 512>;
 
-@compute @workgroup_size(256)
+// acc[i] += w[i] · x: four rows by four tokens.
+fn outer_add(acc: ptr<function, mat4x4<f32>>, w: vec4<f32>, x: vec4<f32>) {
+    (*acc)[0] += w.x * x;
+    (*acc)[1] += w.y * x;
+    (*acc)[2] += w.z * x;
+    (*acc)[3] += w.w * x;
+}
+
+// Stores four rows by four tokens from (row, t).
+fn store_block(acc: mat4x4<f32>, row: u32, t: u32, tokens: u32) {
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            if row + i < p.rows && t + j < tokens {
+                store(t + j, row + i, acc[i][j]);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(64)
 fn matmul_prefill(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -177,56 +200,58 @@ fn matmul_prefill(
     let row0 = (tile % row_tiles) * TILE;
     let tok0 = (tile / row_tiles) * TILE;
     let stride = row_bytes(p.cols);
-
-    let my_row = lid % 16u;
-    let my_tok = lid / 16u;
-    // acc_i[j]: weight row my_row + 16 i, token my_tok + 16 j.
-    var acc0 = vec4<f32>();
-    var acc1 = vec4<f32>();
-    var acc2 = vec4<f32>();
-    var acc3 = vec4<f32>();
+    // What this invocation stages: four rows (tokens) 4·quad .. + 4, columns
+    // 8·part .. + 8 of the chunk.
+    let quad = lid % 16u;
+    let part = lid / 16u;
+    let tr = lid % 8u;
+    let tt = lid / 8u;
+    // a: rows lo × tokens lo, b: rows lo × tokens hi, c: rows hi × tokens lo, d: both hi.
+    var a = mat4x4<f32>();
+    var b = mat4x4<f32>();
+    var c = mat4x4<f32>();
+    var d = mat4x4<f32>();
     for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
-        // TILE rows × CHUNK / 8 parts of W: one part per invocation of the first 128.
-        if lid < TILE * CHUNK / 8u {
-            let r = lid / 2u;
-            let part = lid % 2u;
-            var w: array<f32, 8>;
-            if row0 + r < p.rows {
-                w = row_part((row0 + r) * stride, c0 / 8u + part);
-            }
-            for (var k = 0u; k < 8u; k++) {
-                w_tile[(8u * part + k) * TILE + r] = w[k];
-            }
-        }
-        for (var i = lid; i < TILE * CHUNK; i += 256u) {
-            let t = i / CHUNK;
-            let k = i % CHUNK;
-            var v = 0.0;
-            if tok0 + t < tokens {
-                v = x_at(tok0 + t, c0 + k);
-            }
-            x_tile[k * TILE + t] = v;
+        // Rows past the last repeat it and are zeroed: no branch around the loads.
+        let r = row0 + 4u * quad;
+        let g = c0 / 8u + part;
+        let w0 = row_part(min(r, p.rows - 1u) * stride, g);
+        let w1 = row_part(min(r + 1u, p.rows - 1u) * stride, g);
+        let w2 = row_part(min(r + 2u, p.rows - 1u) * stride, g);
+        let w3 = row_part(min(r + 3u, p.rows - 1u) * stride, g);
+        let live = vec4<f32>(vec4<u32>(r, r + 1u, r + 2u, r + 3u) < vec4<u32>(p.rows));
+        let t = tok0 + 4u * quad;
+        let x_live = vec4<f32>(vec4<u32>(t, t + 1u, t + 2u, t + 3u) < vec4<u32>(tokens));
+        let last = tokens - 1u;
+        for (var k = 0u; k < 8u; k++) {
+            let at = (8u * part + k) * 16u + quad;
+            w_tile[at] = live * vec4<f32>(w0[k], w1[k], w2[k], w3[k]);
+            let col = c0 + 8u * part + k;
+            let xs = vec4<f32>(
+                x_at(min(t, last), col),
+                x_at(min(t + 1u, last), col),
+                x_at(min(t + 2u, last), col),
+                x_at(min(t + 3u, last), col),
+            );
+            x_tile[at] = x_live * xs;
         }
         workgroupBarrier();
         for (var k = 0u; k < CHUNK; k++) {
-            let at = k * TILE;
-            let w = vec4<f32>(w_tile[at + my_row], w_tile[at + my_row + 16u], w_tile[at + my_row + 32u], w_tile[at + my_row + 48u]);
-            let xv = vec4<f32>(x_tile[at + my_tok], x_tile[at + my_tok + 16u], x_tile[at + my_tok + 32u], x_tile[at + my_tok + 48u]);
-            acc0 += w.x * xv;
-            acc1 += w.y * xv;
-            acc2 += w.z * xv;
-            acc3 += w.w * xv;
+            let w_lo = w_tile[k * 16u + tr];
+            let w_hi = w_tile[k * 16u + 8u + tr];
+            let x_lo = x_tile[k * 16u + tt];
+            let x_hi = x_tile[k * 16u + 8u + tt];
+            outer_add(&a, w_lo, x_lo);
+            outer_add(&b, w_lo, x_hi);
+            outer_add(&c, w_hi, x_lo);
+            outer_add(&d, w_hi, x_hi);
         }
         workgroupBarrier();
     }
-    let tile_rows = mat4x4<f32>(acc0, acc1, acc2, acc3);
-    for (var j = 0u; j < 4u; j++) {
-        let t = tok0 + my_tok + 16u * j;
-        for (var i = 0u; i < 4u; i++) {
-            let r = row0 + my_row + 16u * i;
-            if r < p.rows && t < tokens {
-                store(t, r, tile_rows[i][j]);
-            }
-        }
-    }
+    let row_lo = row0 + 4u * tr;
+    let tok_lo = tok0 + 4u * tt;
+    store_block(a, row_lo, tok_lo, tokens);
+    store_block(b, row_lo, tok_lo + 32u, tokens);
+    store_block(c, row_lo + 32u, tok_lo, tokens);
+    store_block(d, row_lo + 32u, tok_lo + 32u, tokens);
 }

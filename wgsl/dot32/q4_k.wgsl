@@ -9,21 +9,6 @@ fn columns32(g: u32) -> vec4<u32> {
     return vec4<u32>(first) + vec4<u32>(0u, 8u, 32u, 40u);
 }
 
-// Scales and mins of sub-blocks s and s + 1 (s even), as (sc_s, sc_s+1, m_s, m_s+1),
-// from the 12 packed bytes in the header's words y, z and w (see `scale_min_k4`):
-// bytes s, s + 1 of y and z for s < 4; else the nibbles of bytes s + 4, s + 5 (in w)
-// below the top bits of bytes s − 4, s − 3 (in y) and s, s + 1 (in z).
-fn scales_mins(header: vec4<u32>, s: u32) -> vec4<f32> {
-    let t = 8u * (s % 4u);
-    let a = header.y >> t;
-    let b = header.z >> t;
-    let c = header.w >> t;
-    let whole = vec4<u32>(a, a >> 8u, b, b >> 8u) & vec4<u32>(63u);
-    let top = vec4<u32>(a >> 6u, a >> 14u, b >> 6u, b >> 14u) & vec4<u32>(3u);
-    let split = (vec4<u32>(c, c >> 8u, c >> 4u, c >> 12u) & vec4<u32>(15u)) | (top << vec4<u32>(4u));
-    return vec4<f32>(select(split, whole, s < 4u));
-}
-
 // w = d · sc · q − dmin · m, so each half's dot product is d · sc · Σ q·x − dmin · m · Σ x.
 fn dot32(row: u32, g: u32, x: X32) -> f32 {
     let block = row / 16u + (g / 8u) * 9u;

@@ -9,19 +9,6 @@ fn columns32(g: u32) -> vec4<u32> {
     return vec4<u32>(first) + vec4<u32>(0u, 32u, 64u, 96u);
 }
 
-// Four weights (q − 32) from a word of low nibbles (at `lo_shift`) and a word of high
-// bit pairs (at `hi_shift`).
-fn q6_k_quants(ql: u32, qh: u32, lo_shift: u32, hi_shift: u32) -> vec4<f32> {
-    let low = (ql >> lo_shift) & 0x0f0f0f0fu;
-    let high = (qh >> hi_shift) & 0x03030303u;
-    return bytes4(low | (high << 4u), 32.0);
-}
-
-// Signed byte `i` (0..4) of a word.
-fn i8_of_word(word: u32, i: u32) -> f32 {
-    return f32(i32(word << (24u - 8u * i)) >> 24u);
-}
-
 fn dot32(row: u32, g: u32, x: X32) -> f32 {
     let block = row + (g / 8u) * BLOCK_BYTES;
     let slice = g % 8u;

@@ -5,9 +5,9 @@ const BLOCK_BYTES: u32 = 176u;
 
 fn dequant8(block: u32, part: u32) -> array<f32, 8> {
     let s = part / 4u;
-    let sm = scale_min_k4(s, block + 4u);
-    let dl = f16_at(block) * f32(sm.x);
-    let ml = f16_at(block + 2u) * f32(sm.y);
+    let dm = scale_min(k_header(block), s);
+    let dl = dm.x;
+    let ml = dm.y;
     let l0 = 8u * (part % 4u);
     let qs = block + 48u + 32u * (s / 2u) + l0;
     let shift = 4u * (s % 2u);
