@@ -1,24 +1,20 @@
 // The fused `attention` node: causal (optionally sliding-window) self-attention over
 // the KV caches (layout in kv_cache.wgsl) and this step's own keys and values.
 //
-// A workgroup attends four queries of one kv head at once (`attend4`), so that each
-// key and value load serves four of them: four query heads of a kv group in a decode
-// step, four consecutive tokens of a query head in a longer one.
-//
-// A decode step (one token) splits the keys into at most MAX_RUNS runs of whole
-// blocks: `attention_split` takes one run per workgroup, its softmax unnormalised (the
-// largest score, the sum of exponentials, the weighted values), and
+// A decode step (one token) splits each head's keys into at most MAX_RUNS runs of
+// whole blocks: `attention_split` takes one run per workgroup, its softmax unnormalised
+// (the largest score, the sum of exponentials, the weighted values), and
 // `attention_combine` rescales the runs to their common maximum and adds them up. The
 // workgroup whose run ends at the step's own position stores the step's key and value
 // rows first, so that every key comes from the cache, with no branch between cache and
 // input to serialise the loads.
 //
-// A longer step (`attention`) reads past positions from the caches and its own rows
-// from its inputs, rounded as the cache would return them; a cache that holds every
-// position then takes the step's rows in the same dispatch (they go to slots no query
-// of the step reads from the cache), and a ring cache (a sliding window's, slot =
-// position mod ring) in a `cache_store` dispatch after every query has read, so that
-// it never loses a key a query of the step needs.
+// A longer step (`attention`: one workgroup per query head and token) reads past
+// positions from the caches and its own rows from its inputs, rounded as the cache
+// would return them; a cache that holds every position then takes the step's rows in
+// the same dispatch (they go to slots no query of the step reads from the cache), and a
+// ring cache (a sliding window's, slot = position mod ring) in a `cache_store` dispatch
+// after every query has read, so that it never loses a key a query of the step needs.
 
 struct Params {
     n_head: u32,
@@ -66,47 +62,51 @@ fn from_cache(j: u32, decode: bool) -> bool {
     return decode || j < step.past;
 }
 
-// Scale-free scores of the four queries (in q_rows) with position j's key, head kvh,
-// 16 values at a time.
-fn key_dot4(j: u32, kvh: u32, decode: bool) -> vec4<f32> {
-    var acc = vec4<f32>();
+// Scale-free score of the query (in q_row) with position j's key, head kvh, 32 values
+// at a time in straight-line code, so that their loads are in flight together.
+fn key_dot(j: u32, kvh: u32, decode: bool) -> f32 {
+    var acc = 0.0;
+    var e = 0u;
     if from_cache(j, decode) {
         let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-        for (var e = 0u; e < p.head_dim; e += 16u) {
-            let w = base + e / 2u;
-            let a = vec4<f32>(cache_pair(k_cache[w]), cache_pair(k_cache[w + 1u]));
-            let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
-            let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
-            let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
-            acc += dot16(e, a, b, c, d);
+        for (; e + 32u <= p.head_dim; e += 32u) {
+            acc += cached_dot16(base + e / 2u, e) + cached_dot16(base + e / 2u + 8u, e + 16u);
+        }
+        if e < p.head_dim {
+            acc += cached_dot16(base + e / 2u, e);
         }
     } else {
         let base = (j - step.past) * p.k_stride + p.k_offset + kvh * p.head_dim;
-        for (var e = 0u; e < p.head_dim; e += 16u) {
-            let a = as_stored4(input4(base + e));
-            let b = as_stored4(input4(base + e + 4u));
-            let c = as_stored4(input4(base + e + 8u));
-            let d = as_stored4(input4(base + e + 12u));
-            acc += dot16(e, a, b, c, d);
+        for (; e + 32u <= p.head_dim; e += 32u) {
+            acc += input_dot16(base + e, e) + input_dot16(base + e + 16u, e + 16u);
+        }
+        if e < p.head_dim {
+            acc += input_dot16(base + e, e);
         }
     }
     return acc;
 }
 
-// The four queries' values e .. e + 16 with key values a, b, c, d.
-fn dot16(e: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(
-        dot(q4(0u, e), a) + dot(q4(0u, e + 4u), b) + dot(q4(0u, e + 8u), c) + dot(q4(0u, e + 12u), d),
-        dot(q4(1u, e), a) + dot(q4(1u, e + 4u), b) + dot(q4(1u, e + 8u), c) + dot(q4(1u, e + 12u), d),
-        dot(q4(2u, e), a) + dot(q4(2u, e + 4u), b) + dot(q4(2u, e + 8u), c) + dot(q4(2u, e + 12u), d),
-        dot(q4(3u, e), a) + dot(q4(3u, e + 4u), b) + dot(q4(3u, e + 8u), c) + dot(q4(3u, e + 12u), d),
-    );
+// Query values e .. e + 16 with the 16 cached key values from pair w on.
+fn cached_dot16(w: u32, e: u32) -> f32 {
+    let a = vec4<f32>(cache_pair(k_cache[w]), cache_pair(k_cache[w + 1u]));
+    let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
+    let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
+    let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
+    return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
 }
 
-// Values e .. e + 4 of query i.
-fn q4(i: u32, e: u32) -> vec4<f32> {
-    let at = i * MAX_HEAD_DIM + e;
-    return vec4<f32>(q_rows[at], q_rows[at + 1u], q_rows[at + 2u], q_rows[at + 3u]);
+// Query values e .. e + 16 with this step's key values from `at` on, as stored.
+fn input_dot16(at: u32, e: u32) -> f32 {
+    let a = as_stored4(input4(at));
+    let b = as_stored4(input4(at + 4u));
+    let c = as_stored4(input4(at + 8u));
+    let d = as_stored4(input4(at + 12u));
+    return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
+}
+
+fn q4(e: u32) -> vec4<f32> {
+    return vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]);
 }
 
 fn input4(at: u32) -> vec4<f32> {
@@ -139,27 +139,8 @@ const BLOCK: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
 // Below every score, finite so that exp(m − m′) is 0 rather than NaN.
 const LOWEST: f32 = -3.0e38;
-// The four queries' rows; each key's probabilities for them.
-var<workgroup> q_rows: array<f32, 4 * MAX_HEAD_DIM>;
-var<workgroup> block_probs: array<vec4<f32>, BLOCK>;
-var<workgroup> reduce4_scratch: array<vec4<f32>, BLOCK>;
-
-// Each lane's sum (or, with `maximum`, largest value) of `value` over the workgroup.
-fn workgroup_reduce4(value: vec4<f32>, lid: u32, maximum: bool) -> vec4<f32> {
-    reduce4_scratch[lid] = value;
-    workgroupBarrier();
-    for (var stride = BLOCK / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            let a = reduce4_scratch[lid];
-            let b = reduce4_scratch[lid + stride];
-            reduce4_scratch[lid] = select(a + b, max(a, b), maximum);
-        }
-        workgroupBarrier();
-    }
-    let total = reduce4_scratch[0];
-    workgroupBarrier();
-    return total;
-}
+var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
+var<workgroup> block_probs: array<f32, BLOCK>;
 
 // The keys a query at `pos` sees start here.
 fn first_key(pos: u32) -> u32 {
@@ -178,79 +159,60 @@ fn run_len(keys: u32) -> u32 {
     return BLOCK * ((blocks + MAX_RUNS - 1u) / MAX_RUNS);
 }
 
-// The four queries a workgroup attends: query i is token t[i] of head h[i] (all of
-// one kv head) and sees keys first[i] ..= last[i]; a lane that is not `live` holds no
-// query and sees no key.
-struct Lanes {
-    h: vec4<u32>,
-    t: vec4<u32>,
-    first: vec4<u32>,
-    last: vec4<u32>,
-    live: vec4<bool>,
-}
-
-// The live queries' rows into q_rows, zeros for the others (the caller's barrier
-// publishes them).
-fn load_queries(lanes: Lanes, lid: u32) {
-    for (var i = 0u; i < 4u; i++) {
-        let row = lanes.t[i] * p.q_stride + p.q_offset + lanes.h[i] * p.head_dim;
-        for (var e = lid; e < p.head_dim; e += BLOCK) {
-            q_rows[i * MAX_HEAD_DIM + e] = select(0.0, q[row + e], lanes.live[i]);
-        }
+// Query row t of head h into q_row (the caller's barrier publishes it).
+fn load_query(h: u32, t: u32, lid: u32) {
+    for (var e = lid; e < p.head_dim; e += BLOCK) {
+        q_row[e] = q[t * p.q_stride + p.q_offset + h * p.head_dim + e];
     }
 }
 
-// The softmax of four queries over keys lo .. hi, unnormalised: per query the largest
-// score `m`, the sum of exp(score − m), and this invocation's share (see `values4`)
-// of the values weighted by exp(score − m): acc[i] for query i.
-struct Run4 {
-    m: vec4<f32>,
-    sum: vec4<f32>,
-    acc: mat4x4<f32>,
+// The softmax of one query over keys lo .. hi, unnormalised: the largest score `m`,
+// the sum of exp(score − m), and this invocation's share (see `values4`) of the values
+// weighted by exp(score − m).
+struct Run {
+    m: f32,
+    sum: f32,
+    acc: vec4<f32>,
 }
 
 // Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
 // running maximum rescales the sum and the accumulated values when it grows.
-// Invocations past the last key score it again (branch-free loads, as in `values4`)
-// and drop it.
-fn attend4(kvh: u32, lo: u32, hi: u32, lanes: Lanes, lid: u32, decode: bool) -> Run4 {
-    var m = vec4<f32>(LOWEST);
-    var sum = vec4<f32>();
-    var acc = mat4x4<f32>();
+fn attend(kvh: u32, lo: u32, hi: u32, lid: u32, decode: bool) -> Run {
+    var m = LOWEST;
+    var sum = 0.0;
+    var acc = vec4<f32>();
     for (var j0 = lo; j0 < hi; j0 += BLOCK) {
-        let j = min(j0 + lid, hi - 1u);
-        let seen = lanes.live & vec4<bool>(j0 + lid < hi) & (vec4<u32>(j) >= lanes.first)
-            & (vec4<u32>(j) <= lanes.last);
-        let score = select(vec4<f32>(LOWEST), p.scale * key_dot4(j, kvh, decode), seen);
-        let m_new = max(m, workgroup_reduce4(score, lid, true));
-        let prob = select(vec4<f32>(), exp(score - m_new), seen);
+        // Invocations past the last key score it again (branch-free loads, as in
+        // `values4`) and drop it.
+        let scored = j0 + lid < hi;
+        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, hi - 1u), kvh, decode), scored);
+        let m_new = max(m, workgroup_max(score, lid));
+        let prob = select(0.0, exp(score - m_new), scored);
         block_probs[lid] = prob;
         let rescale = exp(m - m_new);
-        sum = sum * rescale + workgroup_reduce4(prob, lid, false);
+        sum = sum * rescale + workgroup_sum(prob, lid);
         m = m_new;
-        acc = mat4x4<f32>(acc[0] * rescale.x, acc[1] * rescale.y, acc[2] * rescale.z, acc[3] * rescale.w);
-        // Four keys at a time, their value loads in flight together; keys past the
+        acc *= rescale;
+        // Eight keys at a time, their value loads in flight together; keys past the
         // block's last (probability 0) read the last key's values instead.
         let keys = min(BLOCK, hi - j0);
-        let last = j0 + keys - 1u;
-        for (var jj = 0u; jj < keys; jj += 4u) {
+        for (var jj = 0u; jj < keys; jj += 8u) {
+            let last = j0 + keys - 1u;
             let v0 = values4(j0 + jj, kvh, lid, decode);
             let v1 = values4(min(j0 + jj + 1u, last), kvh, lid, decode);
             let v2 = values4(min(j0 + jj + 2u, last), kvh, lid, decode);
             let v3 = values4(min(j0 + jj + 3u, last), kvh, lid, decode);
-            // Rows: keys jj .. jj + 4; columns: the four queries.
-            let probs = transpose(mat4x4<f32>(
-                block_probs[jj],
-                block_probs[jj + 1u],
-                block_probs[jj + 2u],
-                block_probs[jj + 3u],
-            ));
-            let values = mat4x4<f32>(v0, v1, v2, v3);
-            acc += values * probs;
+            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid, decode);
+            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid, decode);
+            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid, decode);
+            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid, decode);
+            acc += block_probs[jj] * v0 + block_probs[jj + 1u] * v1 + block_probs[jj + 2u] * v2
+                + block_probs[jj + 3u] * v3 + block_probs[jj + 4u] * v4 + block_probs[jj + 5u] * v5
+                + block_probs[jj + 6u] * v6 + block_probs[jj + 7u] * v7;
         }
         workgroupBarrier();
     }
-    return Run4(m, sum, acc);
+    return Run(m, sum, acc);
 }
 
 // Which of an invocation's value pairs (2·lid, then 2·lid + 128) lie inside the head.
@@ -271,11 +233,7 @@ fn write_out(row: u32, values: vec4<f32>, lid: u32) {
     }
 }
 
-fn heads_per_kv() -> u32 {
-    return p.n_head / p.n_head_kv;
-}
-
-// A step of several tokens: one workgroup per query head and four consecutive tokens.
+// One workgroup per query head and token of a step of several tokens.
 @compute @workgroup_size(64)
 fn attention(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -284,32 +242,22 @@ fn attention(
 ) {
     let unit = workgroup_index(wid, nwg);
     let h = unit % p.n_head;
-    let t0 = 4u * (unit / p.n_head);
-    if t0 >= step.tokens {
+    let t = unit / p.n_head;
+    if t >= step.tokens {
         return;
     }
-    let kvh = h / heads_per_kv();
-    let t = vec4<u32>(t0) + vec4<u32>(0u, 1u, 2u, 3u);
-    let live = t < vec4<u32>(step.tokens);
-    let pos = vec4<u32>(step.past) + min(t, vec4<u32>(step.tokens - 1u));
-    let first = vec4<u32>(first_key(pos.x), first_key(pos.y), first_key(pos.z), first_key(pos.w));
-    let lanes = Lanes(vec4<u32>(h), min(t, vec4<u32>(step.tokens - 1u)), first, pos, live);
-    load_queries(lanes, lid);
+    let kvh = h / (p.n_head / p.n_head_kv);
+    let pos = step.past + t;
+    load_query(h, t, lid);
     workgroupBarrier();
-    let run = attend4(kvh, first.x, pos.w + 1u, lanes, lid, false);
-    for (var i = 0u; i < 4u; i++) {
-        if live[i] {
-            write_out(t[i] * p.n_head * p.head_dim + h * p.head_dim, run.acc[i] / run.sum[i], lid);
-        }
-    }
+    let run = attend(kvh, first_key(pos), pos + 1u, lid, false);
+    write_out(t * p.n_head * p.head_dim + h * p.head_dim, run.acc / run.sum, lid);
     // The first query head of each kv head stores the kv head's rows (a ring's wait
     // for `cache_store`).
-    if p.ring == 0u && h % heads_per_kv() == 0u {
+    if p.ring == 0u && h % (p.n_head / p.n_head_kv) == 0u {
         let start = kvh * p.head_dim;
-        for (var i = 0u; i < 4u; i++) {
-            for (var e = 2u * lid; live[i] && e < p.head_dim; e += 2u * BLOCK) {
-                store_pair(t[i], start + e);
-            }
+        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
+            store_pair(t, start + e);
         }
     }
 }
@@ -323,8 +271,7 @@ fn run_values(h: u32, r: u32) -> u32 {
     return 2u * p.n_head * MAX_RUNS + (h * MAX_RUNS + r) * p.head_dim;
 }
 
-// A decode step: one workgroup per kv head, four of its query heads and run of keys
-// (`attention_groups` in src/runtime/gpu/executor.rs counts them).
+// A decode step: one workgroup per query head and run of keys.
 @compute @workgroup_size(64)
 fn attention_split(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -332,10 +279,8 @@ fn attention_split(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let unit = workgroup_index(wid, nwg);
-    let quads = (heads_per_kv() + 3u) / 4u;
-    let r = unit / (p.n_head_kv * quads);
-    let kvh = (unit % (p.n_head_kv * quads)) / quads;
-    let quad = unit % quads;
+    let h = unit % p.n_head;
+    let r = unit / p.n_head;
     let pos = step.past;
     let first = first_key(pos);
     let len = run_len(pos + 1u - first);
@@ -344,12 +289,9 @@ fn attention_split(
         return;
     }
     let hi = min(lo + len, pos + 1u);
-    let in_group = vec4<u32>(4u * quad) + vec4<u32>(0u, 1u, 2u, 3u);
-    let live = in_group < vec4<u32>(heads_per_kv());
-    let h = vec4<u32>(kvh * heads_per_kv()) + min(in_group, vec4<u32>(heads_per_kv() - 1u));
-    let lanes = Lanes(h, vec4<u32>(0u), vec4<u32>(first), vec4<u32>(pos), live);
-    load_queries(lanes, lid);
-    // Every workgroup of the kv head stores the same values, whichever write lands.
+    let kvh = h / (p.n_head / p.n_head_kv);
+    load_query(h, 0u, lid);
+    // Every query head of the kv head stores the same values, whichever write lands.
     // No query of the step needs the slot a ring overwrites (a ring holds the window
     // or more).
     if hi == pos + 1u {
@@ -359,26 +301,20 @@ fn attention_split(
         storageBarrier();
     }
     workgroupBarrier();
-    let run = attend4(kvh, lo, hi, lanes, lid, true);
+    let run = attend(kvh, lo, hi, lid, true);
+    if lid == 0u {
+        runs[run_stats(h, r)] = run.m;
+        runs[run_stats(h, r) + 1u] = run.sum;
+    }
+    let at = run_values(h, r);
     let inside = own_pairs(lid);
-    for (var i = 0u; i < 4u; i++) {
-        if !live[i] {
-            continue;
-        }
-        if lid == 0u {
-            runs[run_stats(h[i], r)] = run.m[i];
-            runs[run_stats(h[i], r) + 1u] = run.sum[i];
-        }
-        let at = run_values(h[i], r);
-        let acc = run.acc[i];
-        if inside.x {
-            runs[at + 2u * lid] = acc.x;
-            runs[at + 2u * lid + 1u] = acc.y;
-        }
-        if inside.y {
-            runs[at + 2u * (lid + BLOCK)] = acc.z;
-            runs[at + 2u * (lid + BLOCK) + 1u] = acc.w;
-        }
+    if inside.x {
+        runs[at + 2u * lid] = run.acc.x;
+        runs[at + 2u * lid + 1u] = run.acc.y;
+    }
+    if inside.y {
+        runs[at + 2u * (lid + BLOCK)] = run.acc.z;
+        runs[at + 2u * (lid + BLOCK) + 1u] = run.acc.w;
     }
 }
 

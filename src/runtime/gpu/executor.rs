@@ -77,12 +77,9 @@ pub(super) enum Grid {
     /// A matmul over `rows` weight rows: one workgroup per few rows with one row of x,
     /// else one per 16 × 16 tile.
     Matmul { rows: u32, tokens: Rows },
-    /// A step's attention of several tokens: one workgroup per query head and four
-    /// tokens.
-    QueryQuads { heads: u32 },
-    /// A decode step's attention: `per_run` workgroups per run of the keys it sees (all
-    /// the context, or the last `window` positions when that is not 0).
-    AttentionRuns { per_run: u32, window: u32 },
+    /// A decode step's attention: one workgroup per query head and run of the keys it
+    /// sees (all the context, or the last `window` positions when that is not 0).
+    AttentionRuns { heads: u32, window: u32 },
 }
 
 /// Runs of keys a decode step's attention splits a head's keys into, at most
@@ -113,7 +110,7 @@ impl Grid {
         match self {
             Grid::Items { rows, .. } | Grid::Groups { rows, .. } => rows,
             Grid::Matmul { tokens, .. } => tokens,
-            Grid::QueryQuads { .. } | Grid::AttentionRuns { .. } => Rows::Tokens,
+            Grid::AttentionRuns { .. } => Rows::Tokens,
         }
     }
 }
@@ -199,8 +196,7 @@ impl Dispatch {
                     rows.div_ceil(MATMUL_TILE) * t.div_ceil(MATMUL_TILE),
                 ),
             },
-            Grid::QueryQuads { heads } => (&self.pipeline, heads * tokens.div_ceil(4)),
-            Grid::AttentionRuns { per_run, window } => {
+            Grid::AttentionRuns { heads, window } => {
                 let keys = if window == 0 {
                     context
                 } else {
@@ -208,7 +204,7 @@ impl Dispatch {
                 };
                 (
                     &self.pipeline,
-                    per_run * keys.div_ceil(attention_run_len(keys)),
+                    heads * keys.div_ceil(attention_run_len(keys)),
                 )
             }
         }

@@ -1154,26 +1154,22 @@ impl NodeLowering<'_> {
             Source::Activation(runs),
         ];
         let module = Module::SelfAttention(l.options.kv_type);
-        let quads = Grid::QueryQuads {
-            heads: n_head as u32,
+        let heads = Grid::Groups {
+            per_row: n_head as u32,
+            rows: Rows::Tokens,
         };
         l.dispatch(
             &node.label,
             module,
             "attention",
             params(),
-            quads,
+            heads,
             sources.clone(),
         )?;
         l.runs_in(Steps::SeveralRows);
-        // Per run: a workgroup per kv head and four of its query heads.
         let runs_grid = Grid::AttentionRuns {
-            per_run: (n_head_kv * (n_head / n_head_kv).div_ceil(4)) as u32,
+            heads: n_head as u32,
             window: window.unwrap_or(0) as u32,
-        };
-        let heads = Grid::Groups {
-            per_row: n_head as u32,
-            rows: Rows::Tokens,
         };
         let split = format!("{} split", node.label);
         l.dispatch(
