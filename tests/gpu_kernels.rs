@@ -515,6 +515,7 @@ fn rms_norm_mul_with_and_without_residual() {
 /// A net of the fused attention, q, k and v being columns of one row as the linear
 /// before it makes them; the key cache rotated by `rotary` (which only a context shift
 /// reads), and a ring of `window` positions for a sliding window.
+/// Self-attention of 4 query heads over 2 kv heads ([`grouped_attention_net`]).
 fn attention_net(
     head_dim: usize,
     window: Option<usize>,
@@ -522,7 +523,19 @@ fn attention_net(
     rotary: Option<Rope>,
     rng: &mut SplitMix64,
 ) -> (Net, NodeId) {
-    let (n_head, n_head_kv) = (4, 2);
+    grouped_attention_net((4, 2), head_dim, window, kv_type, rotary, rng)
+}
+
+/// Self-attention of `heads` (query, kv) heads over caches of `kv_type`.
+fn grouped_attention_net(
+    heads: (usize, usize),
+    head_dim: usize,
+    window: Option<usize>,
+    kv_type: KvType,
+    rotary: Option<Rope>,
+    rng: &mut SplitMix64,
+) -> (Net, NodeId) {
+    let (n_head, n_head_kv) = heads;
     let (q_len, kv_len) = (n_head * head_dim, n_head_kv * head_dim);
     let mut net = Net::new();
     net.kv_type = kv_type;
@@ -583,6 +596,11 @@ fn fused_attention_over_steps() {
             &format!("attention d={head_dim} window {window:?}, {kv_type:?} cache"),
         );
     }
+    // Groups of query heads that fill four lanes once, partly and twice over.
+    for heads in [(4, 1), (6, 2), (8, 1)] {
+        let (net, out) = grouped_attention_net(heads, 16, Some(5), KvType::F16, None, &mut rng);
+        net.check(out, steps, &format!("attention of {heads:?} heads"));
+    }
 }
 
 /// A decode step's attention splits the keys into runs and combines them: after a
@@ -599,6 +617,9 @@ fn split_decode_attention_over_long_contexts() {
         net.capacity = 160;
         net.check(out, long, &format!("split attention, window {window:?}"));
     }
+    let (mut net, out) = grouped_attention_net((8, 1), 16, None, KvType::F16, None, &mut rng);
+    net.capacity = 160;
+    net.check(out, long, "split attention, two groups of four query heads");
     let (mut net, out) = attention_net(16, None, KvType::F16, None, &mut rng);
     net.first_position = 4200;
     net.check(out, STEPS, "split attention after 4200 positions");
