@@ -201,19 +201,24 @@ fn gpu_failure(e: GpuError) -> RunError {
 }
 
 /// Runs `tokens` in chunks of `step` from position `*past` (which it advances), `run`
-/// running each; returns what `run` returns for the last.
+/// running each; returns what `run` returned for each chunk.
 fn in_chunks<T>(
     tokens: &[u32],
     step: usize,
     past: &mut usize,
     mut run: impl FnMut(&[u32], usize) -> Result<T, GpuError>,
-) -> Result<T, RunError> {
-    let mut last = Err(RunError::NoTokens);
+) -> Result<Vec<T>, RunError> {
+    let mut results = Vec::new();
     for chunk in tokens.chunks(step) {
-        last = Ok(run(chunk, *past).map_err(gpu_failure)?);
+        results.push(run(chunk, *past).map_err(gpu_failure)?);
         *past += chunk.len();
     }
-    last
+    Ok(results)
+}
+
+/// What `in_chunks` returned for the last chunk.
+fn last_of<T>(results: Vec<T>) -> Result<T, RunError> {
+    results.into_iter().last().ok_or(RunError::NoTokens)
 }
 
 impl<'m> Session<'m> {
@@ -271,22 +276,19 @@ impl<'m> Session<'m> {
 
     /// Runs `tokens` and returns the logits of every one (`tokens.len() × n_vocab`).
     pub fn logits_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
-        let logits = match &mut self.engine {
-            Engine::Cpu { all, kv, .. } => all.run(tokens, self.past, kv)?,
+        match &mut self.engine {
+            Engine::Cpu { all, kv, .. } => {
+                let logits = all.run(tokens, self.past, kv)?;
+                self.past += tokens.len();
+                Ok(logits)
+            }
             Engine::Gpu {
                 executor, kv, step, ..
-            } => {
-                let mut logits = Vec::new();
-                let mut past = self.past;
-                for chunk in tokens.chunks(*step) {
-                    logits.extend(executor.run(chunk, past, kv).map_err(gpu_failure)?);
-                    past += chunk.len();
-                }
-                logits
-            }
-        };
-        self.past += tokens.len();
-        Ok(logits)
+            } => Ok(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
+                executor.run(chunk, past, kv)
+            })?
+            .concat()),
+        }
     }
 
     /// Runs `tokens` and returns the index of the last one's largest logit; a GPU takes
@@ -299,9 +301,9 @@ impl<'m> Session<'m> {
             let logits = self.logits_last(tokens)?;
             return Ok(argmax(&logits) as u32);
         };
-        in_chunks(tokens, *step, &mut self.past, |chunk, past| {
+        last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
             executor.run_argmax(chunk, past, kv)
-        })
+        })?)
     }
 
     /// Runs `tokens` and returns the last one's `k` largest logits with their tokens,
@@ -318,30 +320,24 @@ impl<'m> Session<'m> {
             return Ok(top_k(&self.logits_last(tokens)?, k));
         }
         let k = k.min(executor.output_row_len());
-        in_chunks(tokens, *step, &mut self.past, |chunk, past| {
+        last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
             executor.run_top_k(chunk, past, kv, k)
-        })
+        })?)
     }
 
     /// Runs `tokens` and returns the logits of the last one (`n_vocab`).
     pub fn logits_last(&mut self, tokens: &[u32]) -> Result<Vec<f32>, RunError> {
-        let logits = match &mut self.engine {
-            Engine::Cpu { last, kv, .. } => last.run(tokens, self.past, kv)?,
+        match &mut self.engine {
+            Engine::Cpu { last, kv, .. } => {
+                let logits = last.run(tokens, self.past, kv)?;
+                self.past += tokens.len();
+                Ok(logits)
+            }
             Engine::Gpu {
                 executor, kv, step, ..
-            } => {
-                let mut logits = Vec::new();
-                let mut past = self.past;
-                for chunk in tokens.chunks(*step) {
-                    logits = executor
-                        .run_last_row(chunk, past, kv)
-                        .map_err(gpu_failure)?;
-                    past += chunk.len();
-                }
-                logits
-            }
-        };
-        self.past += tokens.len();
-        Ok(logits)
+            } => last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
+                executor.run_last_row(chunk, past, kv)
+            })?),
+        }
     }
 }

@@ -137,9 +137,10 @@ impl Arena {
         }
     }
 
-    /// The buffer and byte range activation `a` lives in.
+    /// The buffer and byte range activation `a` lives in. Only activations a dispatch
+    /// binds have a place; lowering refers to no other.
     pub fn region(&self, a: ActivationId) -> (&wgpu::Buffer, u64, u64) {
-        let (bank, offset) = self.layout.slots[a].unwrap_or((0, 0));
+        let (bank, offset) = self.layout.slots[a].expect("a bound activation has a place");
         (&self.banks[bank], offset, self.bytes[a])
     }
 
