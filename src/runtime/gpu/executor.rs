@@ -143,6 +143,7 @@ pub(super) struct Dispatch {
     pub access: &'static [Access],
     /// The weight bytes it reads (set by `Loader::reads` for embeddings and matmuls).
     pub weight: WeightRead,
+    /// The steps it runs in (`Loader::runs_in` sets it; every step unless said).
     pub steps: Steps,
 }
 
