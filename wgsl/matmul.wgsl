@@ -89,7 +89,8 @@ fn x32(starts: vec4<u32>) -> X32 {
     x.g = x_vec4[at.w];
     x.h = x_vec4[at.w + 1u];
     // Branch-free, so that the norm weight's loads are in flight with the weights':
-    // without a folded prologue they read the placeholder binding and are not used.
+    // without a folded prologue they read past the end of the 16-byte placeholder
+    // binding (bounds-checked, as every storage read in WGSL) and are not used.
     x.squares = dot(x.a, x.a) + dot(x.b, x.b) + dot(x.c, x.c) + dot(x.d, x.d) + dot(x.e, x.e)
         + dot(x.f, x.f) + dot(x.g, x.g) + dot(x.h, x.h);
     let w = starts / 4u;
@@ -212,20 +213,19 @@ fn matmul_prefill(
     var c = mat4x4<f32>();
     var d = mat4x4<f32>();
     for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
-        // Rows past the last repeat it and are zeroed: no branch around the loads.
+        // Rows and tokens past the last repeat it, with no branch around the loads;
+        // only their own outputs see them, and `store_block` drops those.
         let r = row0 + 4u * quad;
         let g = c0 / 8u + part;
         let w0 = row_part(min(r, p.rows - 1u) * stride, g);
         let w1 = row_part(min(r + 1u, p.rows - 1u) * stride, g);
         let w2 = row_part(min(r + 2u, p.rows - 1u) * stride, g);
         let w3 = row_part(min(r + 3u, p.rows - 1u) * stride, g);
-        let live = vec4<f32>(vec4<u32>(r, r + 1u, r + 2u, r + 3u) < vec4<u32>(p.rows));
         let t = tok0 + 4u * quad;
-        let x_live = vec4<f32>(vec4<u32>(t, t + 1u, t + 2u, t + 3u) < vec4<u32>(tokens));
         let last = tokens - 1u;
         for (var k = 0u; k < 8u; k++) {
             let at = (8u * part + k) * 16u + quad;
-            w_tile[at] = live * vec4<f32>(w0[k], w1[k], w2[k], w3[k]);
+            w_tile[at] = vec4<f32>(w0[k], w1[k], w2[k], w3[k]);
             let col = c0 + 8u * part + k;
             let xs = vec4<f32>(
                 x_at(min(t, last), col),
@@ -233,7 +233,7 @@ fn matmul_prefill(
                 x_at(min(t + 2u, last), col),
                 x_at(min(t + 3u, last), col),
             );
-            x_tile[at] = x_live * xs;
+            x_tile[at] = xs;
         }
         workgroupBarrier();
         for (var k = 0u; k < CHUNK; k++) {

@@ -1,6 +1,7 @@
 // Reading GGUF blocks as they are in the file from `weights: array<u32>` (declared by
 // the module that includes this): blocks need not be 4-byte aligned, so values are
-// assembled from bytes. Each quant type (quant/*.wgsl, included after this) defines
+// assembled from bytes, except in types whose blocks are whole words (Q4_K, Q5_K and
+// Q6_K as padded on the device), which read words. Each quant type (quant/*.wgsl, included after this) defines
 // BLOCK_WEIGHTS, BLOCK_BYTES and `dequant8(block, part)`: weights 8·part .. 8·part + 8
 // of the block starting at byte `block`.
 
@@ -21,11 +22,6 @@ fn u32_at(at: u32) -> u32 {
 
 fn f16_at(at: u32) -> f32 {
     return unpack2x16float(u16_at(at)).x;
-}
-
-// A signed byte.
-fn i8_at(at: u32) -> i32 {
-    return (i32(byte_at(at)) << 24u) >> 24u;
 }
 
 // Bytes at .. at + 8 packed little-endian in two words: two loads when `at` is

@@ -83,10 +83,10 @@ pub fn bench(
     repetitions: usize,
     depth: usize,
 ) -> Result<BenchReport, RunError> {
-    let n_vocab = session.model().config.n_vocab as u32;
-    let tokens = |n: usize, salt: u32| -> Vec<u32> {
-        (0..n as u32).map(|i| (i * 7919 + salt) % n_vocab).collect()
-    };
+    let n_vocab = session.model().config.n_vocab as u64;
+    // Arbitrary ids below n_vocab (in u64, so that no count of tokens overflows).
+    let id = |i: usize, step: u64, salt: u64| ((i as u64 * step + salt) % n_vocab) as u32;
+    let tokens = |n: usize, salt: u64| -> Vec<u32> { (0..n).map(|i| id(i, 7919, salt)).collect() };
     let (prompt, context) = (tokens(prompt_tokens, 13), tokens(depth, 101));
     let start_at_depth = |session: &mut Session<'_>| -> Result<(), RunError> {
         session.reset();
@@ -111,8 +111,8 @@ pub fn bench(
         if gen_tokens > 0 {
             start_at_depth(session)?;
             let start = Instant::now();
-            for i in 0..gen_tokens as u32 {
-                session.logits_last(&[(i * 104_729 + 7) % n_vocab])?;
+            for i in 0..gen_tokens {
+                session.logits_last(&[id(i, 104_729, 7)])?;
             }
             if rep > 0 {
                 tg.push(gen_tokens as f64 / start.elapsed().as_secs_f64());

@@ -142,7 +142,7 @@ impl Sampler {
             return None;
         }
         let recent: std::collections::HashSet<u32> = self.recent(history).iter().copied().collect();
-        Some(base + recent.len())
+        Some(base.saturating_add(recent.len()))
     }
 
     fn recent<'h>(&self, history: &'h [u32]) -> &'h [u32] {
@@ -159,8 +159,9 @@ impl Sampler {
         self.choose(all, history)
     }
 
-    /// Picks the next token from `candidates`: every logit, or at least the
-    /// [`Self::candidates_needed`] largest (the choice is then the same).
+    /// Picks the next token from `candidates` (not empty): every logit, or at least the
+    /// [`Self::candidates_needed`] largest (the choice is then the same; NaN logits
+    /// aside, which the GPU's top-k never takes).
     pub fn choose(&mut self, mut candidates: Vec<Candidate>, history: &[u32]) -> u32 {
         let c = &self.config;
         if c.repeat_penalty != 1.0 {

@@ -200,8 +200,9 @@ fn gpu_failure(e: GpuError) -> RunError {
     }
 }
 
-/// Runs `tokens` in chunks of `step` from position `*past` (which it advances), `run`
-/// running each; returns what `run` returned for each chunk.
+/// Runs `tokens` in chunks of `step` from position `*past` (which it advances past each
+/// chunk that ran, so that a failure leaves the position after the last that did),
+/// `run` running each; returns what `run` returned for each chunk.
 fn in_chunks<T>(
     tokens: &[u32],
     step: usize,
@@ -316,10 +317,10 @@ impl<'m> Session<'m> {
         else {
             return Ok(top_k(&self.logits_last(tokens)?, k));
         };
+        let k = k.min(executor.output_row_len());
         if k > TOP_K_MAX {
             return Ok(top_k(&self.logits_last(tokens)?, k));
         }
-        let k = k.min(executor.output_row_len());
         last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
             executor.run_top_k(chunk, past, kv, k)
         })?)

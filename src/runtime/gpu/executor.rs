@@ -75,7 +75,7 @@ pub(super) enum Grid {
     /// One workgroup per item: `per_row` items per row.
     Groups { per_row: u32, rows: Rows },
     /// A matmul over `rows` weight rows: one workgroup per few rows with one row of x,
-    /// else one per 16 × 16 tile.
+    /// else one per 64 × 64 tile (`MATMUL_TILE`).
     Matmul { rows: u32, tokens: Rows },
     /// A decode step's attention: one workgroup per query head and run of the keys it
     /// sees (all the context, or the last `window` positions when that is not 0).
@@ -154,6 +154,7 @@ impl Dispatch {
 
     /// The activations it binds and how.
     pub fn uses(&self) -> Vec<Use> {
+        debug_assert_eq!(self.sources.len(), self.access.len(), "{}", self.label);
         self.sources
             .iter()
             .zip(self.access)

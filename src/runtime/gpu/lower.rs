@@ -1093,9 +1093,10 @@ impl NodeLowering<'_> {
         )
     }
 
-    /// The fused `attention`: the attention dispatch, which also stores this step's
-    /// keys and values into a cache of every position; a ring cache's store follows
-    /// as its own dispatch.
+    /// The fused `attention`. A step of several tokens: the attention dispatch, which
+    /// also stores the step's keys and values into a cache of every position; a ring
+    /// cache's store follows as its own dispatch. A decode step: the split dispatch,
+    /// which stores the step's row first, then the combine.
     fn attention(&self, l: &mut Loader) -> Result<Value, GpuError> {
         let node = self.graph.node(self.id);
         let Op::Attention {
@@ -1204,6 +1205,7 @@ impl NodeLowering<'_> {
                 },
                 sources,
             )?;
+            l.runs_in(Steps::SeveralRows);
         }
         Ok(Value::Activation(View::whole(out, Rows::Tokens, out_len)))
     }
