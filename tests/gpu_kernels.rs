@@ -34,6 +34,9 @@ struct Net {
     first_position: usize,
     /// Positions the caches hold from there on.
     capacity: usize,
+    /// The output's epilogue is folded into the decode matmul: a decode step has one
+    /// dispatch fewer than a longer step.
+    folded: bool,
 }
 
 impl Net {
@@ -51,6 +54,7 @@ impl Net {
             kv_type: KvType::F16,
             first_position: 0,
             capacity: CONTEXT,
+            folded: false,
         }
     }
 
@@ -112,6 +116,13 @@ impl Net {
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let mut cpu_kv = KvCache::new(&self.graph, capacity, self.kv_type);
+        if self.folded {
+            assert_eq!(
+                gpu.dispatch_count(1, 0) + 1,
+                gpu.dispatch_count(2, 0),
+                "{what}: the decode step still runs the epilogue's dispatch"
+            );
+        }
         let mut gpu_kv = gpu.kv_cache().unwrap();
         let mut past = self.first_position;
         for (i, tokens) in steps.iter().enumerate() {
@@ -413,6 +424,77 @@ fn linear_qkv_case(first_position: usize, rng: &mut SplitMix64) {
         STEPS,
         &format!("linear q+k+v from position {first_position}"),
     );
+}
+
+/// Epilogues the decode matmul applies as it stores: rotations of Q and K over
+/// adjacent pairs (all of a head, or half of it) and over halves, with V beside them in
+/// another type; the gated activation of gate and up side by side.
+#[test]
+fn linear_epilogues_folded_into_decode() {
+    let mut rng = rng("linear_epilogues_folded_into_decode");
+    let head = 32;
+    let shapes = [
+        (RopeMode::Adjacent, head),
+        (RopeMode::Adjacent, head / 2),
+        (RopeMode::Halves, head),
+    ];
+    for (mode, n_rot) in shapes {
+        for first_position in [0, 70_000] {
+            let mut net = Net::new();
+            net.first_position = first_position;
+            net.folded = true;
+            let x = net.input("x", 256, &mut rng);
+            let weights = vec![
+                net.weight(Tensor::random("q", GgmlType::Q4K, 2 * head, 256, &mut rng)),
+                net.weight(Tensor::random("k", GgmlType::Q4K, head, 256, &mut rng)),
+                net.weight(Tensor::random("v", GgmlType::Q6K, head, 256, &mut rng)),
+            ];
+            let epilogue = vec![
+                Epilogue::Rope {
+                    cols: cols(0, 2 * head),
+                    rope: rope(mode, head, n_rot),
+                },
+                Epilogue::Rope {
+                    cols: cols(2 * head, head),
+                    rope: rope(mode, head, n_rot),
+                },
+            ];
+            let op = Op::Linear {
+                weights,
+                prologue: None,
+                epilogue,
+            };
+            let out = net.op(op, rows(4 * head), &[x]);
+            net.check(
+                out,
+                STEPS,
+                &format!("linear q+k+v, {mode:?} rotation of {n_rot}, from {first_position}"),
+            );
+        }
+    }
+    let (n_cols, n_ff) = (128, 96);
+    for act in [Activation::Silu, Activation::GeluTanh] {
+        let mut net = Net::new();
+        net.folded = true;
+        let x = net.input("x", n_cols, &mut rng);
+        let weights = vec![
+            net.weight(Tensor::random(
+                "gate",
+                GgmlType::Q4_0,
+                n_ff,
+                n_cols,
+                &mut rng,
+            )),
+            net.weight(Tensor::random("up", GgmlType::Q4_0, n_ff, n_cols, &mut rng)),
+        ];
+        let op = Op::Linear {
+            weights,
+            prologue: None,
+            epilogue: vec![Epilogue::Gated { act }],
+        };
+        let out = net.op(op, rows(n_ff), &[x]);
+        net.check(out, STEPS, &format!("linear gated {act:?}"));
+    }
 }
 
 /// Gate and up side by side, the gated activation, then the residual add; and a

@@ -55,7 +55,7 @@ fn compare_graphs(file: &str, prompt: &[u32], graphs: Graphs) {
         "{file}: loaded on {} in {:.2?}, {} dispatches per step",
         context.adapter_description(),
         start.elapsed(),
-        gpu_all.dispatch_count(prompt.len())
+        gpu_all.dispatch_count(prompt.len(), 0)
     );
     let mut gpu_kv = gpu_all.kv_cache().unwrap();
     let got = gpu_all.run(prompt, 0, &mut gpu_kv).unwrap();

@@ -74,10 +74,13 @@ fn profile_times_every_dispatch_of_both_steps() {
     let json = success_json(&o);
     let model = Model::load(&path).unwrap();
     let executor = session_executor(&model, context);
-    assert_eq!(json["dispatches_per_token"], executor.dispatch_count(1));
+    let prompt = json["prompt_tokens"].as_array().unwrap().len();
+    assert_eq!(
+        json["dispatches_per_token"],
+        executor.dispatch_count(1, prompt)
+    );
     assert!(f64_of(&json["timestamp_period_ns"]) > 0.0);
 
-    let prompt = json["prompt_tokens"].as_array().unwrap().len();
     assert!(prompt > 1, "the prefill step should take several tokens");
     for (name, tokens, past) in [("prefill", prompt, 0), ("decode", 1, prompt)] {
         let step = &json[name];
@@ -85,7 +88,7 @@ fn profile_times_every_dispatch_of_both_steps() {
         assert_eq!(step["past"], past, "{name}");
         let dispatches = step["dispatches"].as_array().unwrap();
         let want: Vec<(&str, u64)> = executor
-            .dispatch_reads(tokens)
+            .dispatch_reads(tokens, past)
             .map(|(_, label, bytes)| (label, bytes))
             .collect();
         assert_eq!(dispatches.len(), want.len(), "{name}: every dispatch");
@@ -179,7 +182,7 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     let model = Model::load(&path).unwrap();
     let executor = session_executor(&model, context);
     let kv = executor.kv_cache().unwrap();
-    assert_eq!(g["dispatches_per_token"], executor.dispatch_count(1));
+    assert_eq!(g["dispatches_per_token"], executor.dispatch_count(1, 0));
     assert_eq!(g["weight_bytes_per_token"], executor.weight_bytes(1));
     assert_eq!(
         g["allocated_bytes"],

@@ -2,8 +2,9 @@
 // type, dequantised in registers, and a residual added as it stores. Weights of one
 // type read by one linear lie side by side in one buffer; a buffer split by rows is one
 // dispatch per part, each writing its columns `first_row ..` of the output. A linear's
-// norm prologue runs before as rms_norm_mul in longer steps; the decode kernel applies
-// it itself (`prologue`).
+// norm prologue runs before as rms_norm_mul in longer steps, and its epilogue after;
+// the decode kernel applies the prologue itself (`prologue`), and a rotation or the
+// gated activation as it stores (the `matmul_decode_*` entry points).
 
 struct Params {
     // Rows of W in this dispatch, and where they go in the output row.
@@ -26,7 +27,28 @@ struct Params {
     // inverse RMS of x (the prologue's own dispatch then runs only for longer steps).
     prologue: u32,
     eps: f32,
+    // Decode: a workgroup's four rows are b, b + 1, b + s and b + s + 1 for this span s
+    // (2: four rows in a row), so that the rows an epilogue pairs are computed together.
+    pair_span: u32,
+    // FOLD_ROPE: columns rope_start .. rope_end are heads of rope_head_dim values whose
+    // first rope_n_rot turn, pairing adjacent values (rope_mode 0) or halves (1), by the
+    // inverse frequencies in `rope_table`. FOLD_GATED: rope_mode is the activation (0
+    // silu, 1 gelu_tanh).
+    rope_start: u32,
+    rope_end: u32,
+    rope_head_dim: u32,
+    rope_n_rot: u32,
+    rope_mode: u32,
+    rope_freq_scale: f32,
 }
+
+// The epilogue the decode kernel applies as it stores, one entry point each (so that
+// each compiles to its own code alone).
+const FOLD_NONE: u32 = 0u;
+const FOLD_ROPE: u32 = 1u;
+// act(rows b, b + 1) · rows b + s, b + s + 1 (gate and up side by side, s = gate rows),
+// stored at b, b + 1.
+const FOLD_GATED: u32 = 2u;
 
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> weights: array<u32>;
@@ -40,6 +62,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read> weights4: array<vec4<u32>>;
 // The prologue's norm weight, four values a load.
 @group(0) @binding(8) var<storage, read> norm_weight4: array<vec4<f32>>;
+// FOLD_ROPE's inverse frequencies (rotary.wgsl).
+@group(0) @binding(9) var<storage, read> rope_table: array<f32>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
@@ -108,13 +132,56 @@ fn x32(starts: vec4<u32>) -> X32 {
     return x;
 }
 
-// Decode (one row of x): a workgroup of 64 computes ROWS_PER_GROUP (4) rows, one per
+// The four rows decode workgroup `w` computes (see `pair_span`).
+fn quad_rows(w: u32) -> vec4<u32> {
+    let span = p.pair_span;
+    let quads_per_block = span / 2u;
+    let b = (w / quads_per_block) * 2u * span + 2u * (w % quads_per_block);
+    return vec4<u32>(b, b + 1u, b + span, b + span + 1u);
+}
+
+// The pair (v.x, v.y) of output columns `column` and its partner, turned as the rope
+// epilogue turns them (epilogue.wgsl) when they fall in its columns.
+fn rope_pair(v: vec2<f32>, column: u32) -> vec2<f32> {
+    let local = (column - p.rope_start) % p.rope_head_dim;
+    let i = select(local / 2u, local, p.rope_mode == 1u);
+    if column < p.rope_start || column >= p.rope_end || i >= p.rope_n_rot / 2u {
+        return v;
+    }
+    let pos = f32(step.past) * p.rope_freq_scale;
+    return turn(v.x, v.y, pos * rope_table[i]);
+}
+
+// What a decode workgroup stores at its four `rows` given their sums `v`: the folded
+// epilogue applied (FOLD_GATED leaves two values, for rows.x and rows.y).
+fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
+    switch fold {
+        case FOLD_ROPE: {
+            // Adjacent pairs are (b, b + 1) and (b + 2, b + 3); halves (b, b + s), (b + 1, b + s + 1).
+            if p.rope_mode == 0u {
+                return vec4<f32>(rope_pair(v.xy, p.first_row + rows.x), rope_pair(v.zw, p.first_row + rows.z));
+            }
+            let a = rope_pair(v.xz, p.first_row + rows.x);
+            let b = rope_pair(v.yw, p.first_row + rows.y);
+            return vec4<f32>(a.x, b.x, a.y, b.y);
+        }
+        case FOLD_GATED: {
+            let gelu = p.rope_mode == 1u;
+            let act = select(vec2<f32>(silu_of(v.x), silu_of(v.y)), vec2<f32>(gelu_tanh_of(v.x), gelu_tanh_of(v.y)), gelu);
+            return vec4<f32>(act * v.zw, 0.0, 0.0);
+        }
+        default: {
+            return v;
+        }
+    }
+}
+
+// Decode (one row of x): a workgroup of 64 computes four rows (`quad_rows`), one per
 // lane of a vec4 accumulator. Each invocation strides along the rows a slice of 32
 // weights at a time: it loads the 32 values of x the slice multiplies once, then each
 // row's `dot32` (the weight type's dot product, straight-line word loads where the
 // type has one). One reduction then sums all four rows at once, and the squares of x
 // for a folded prologue.
-const ROWS_PER_GROUP: u32 = 4u;
 var<workgroup> partial: array<vec4<f32>, 64>;
 var<workgroup> partial_squares: array<f32, 64>;
 
@@ -124,20 +191,43 @@ fn matmul_decode(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let first = workgroup_index(wid, nwg) * ROWS_PER_GROUP;
+    decode_rows(workgroup_index(wid, nwg), lid, FOLD_NONE);
+}
+
+@compute @workgroup_size(64)
+fn matmul_decode_rope(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    decode_rows(workgroup_index(wid, nwg), lid, FOLD_ROPE);
+}
+
+@compute @workgroup_size(64)
+fn matmul_decode_gated(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    decode_rows(workgroup_index(wid, nwg), lid, FOLD_GATED);
+}
+
+// Workgroup `w` of a decode matmul that folds `fold` (a constant in each entry point).
+fn decode_rows(w: u32, lid: u32, fold: u32) {
+    let rows = quad_rows(w);
     let stride = row_bytes(p.cols);
-    let last = min(first + ROWS_PER_GROUP, p.rows);
+    // Rows past the last repeat it (their sums are never stored): no branches, so all
+    // four rows' loads can be in flight together.
+    let at = min(rows, vec4<u32>(p.rows - 1u)) * stride;
     var acc = vec4<f32>();
     var squares = 0.0;
     for (var g = lid; g < p.cols / 32u; g += 64u) {
         let x = x32(columns32(g));
         squares += x.squares;
-        // Rows past the last repeat it (their sums are never stored): no branches, so
-        // all four rows' loads can be in flight together.
-        acc.x += dot32(min(first, p.rows - 1u) * stride, g, x);
-        acc.y += dot32(min(first + 1u, p.rows - 1u) * stride, g, x);
-        acc.z += dot32(min(first + 2u, p.rows - 1u) * stride, g, x);
-        acc.w += dot32(min(first + 3u, p.rows - 1u) * stride, g, x);
+        acc.x += dot32(at.x, g, x);
+        acc.y += dot32(at.y, g, x);
+        acc.z += dot32(at.z, g, x);
+        acc.w += dot32(at.w, g, x);
     }
     partial[lid] = acc;
     partial_squares[lid] = squares;
@@ -149,12 +239,18 @@ fn matmul_decode(
         }
         workgroupBarrier();
     }
-    var scale = 1.0;
-    if p.prologue == 1u {
-        scale = 1.0 / sqrt(partial_squares[0] / f32(p.cols) + p.eps);
-    }
-    if first + lid < last {
-        store(0u, first + lid, partial[0][lid] * scale);
+    // Lane i stores row i, each computing the folded epilogue of all four (a rotation
+    // needs a row's partner).
+    if lid < 4u {
+        var scale = 1.0;
+        if p.prologue == 1u {
+            scale = 1.0 / sqrt(partial_squares[0] / f32(p.cols) + p.eps);
+        }
+        let values = folded(fold, rows, partial[0] * scale);
+        let stored = select(rows[lid] < p.rows, lid < 2u, fold == FOLD_GATED);
+        if stored {
+            store(0u, rows[lid], values[lid]);
+        }
     }
 }
 

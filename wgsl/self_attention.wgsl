@@ -4,7 +4,9 @@
 // A decode step (one token) splits each head's keys into at most MAX_RUNS runs of
 // whole blocks: `attention_split` takes one run per workgroup, its softmax unnormalised
 // (the largest score, the sum of exponentials, the weighted values), and
-// `attention_combine` rescales the runs to their common maximum and adds them up. The
+// `attention_combine` rescales the runs to their common maximum and adds them up (a
+// context of ONE_RUN_BLOCKS blocks or fewer is one run, which writes the output itself,
+// and the combine does not run). The
 // workgroup whose run ends at the step's own position stores the step's key and value
 // rows first, so that every key comes from the cache, with no branch between cache and
 // input to serialise the loads.
@@ -151,11 +153,16 @@ fn first_key(pos: u32) -> u32 {
 }
 
 // Keys per run when a decode step's query sees `keys` keys: whole blocks, at most
-// MAX_RUNS runs (`attention_run_len` in src/runtime/gpu/executor.rs says the same).
+// MAX_RUNS runs, and one run up to ONE_RUN_BLOCKS blocks, which then needs no combine
+// (`attention_run_len` in src/runtime/gpu/executor.rs says the same).
 const MAX_RUNS: u32 = 64u;
+const ONE_RUN_BLOCKS: u32 = 2u;
 
 fn run_len(keys: u32) -> u32 {
     let blocks = (keys + BLOCK - 1u) / BLOCK;
+    if blocks <= ONE_RUN_BLOCKS {
+        return BLOCK * blocks;
+    }
     return BLOCK * ((blocks + MAX_RUNS - 1u) / MAX_RUNS);
 }
 
@@ -302,6 +309,11 @@ fn attention_split(
     }
     workgroupBarrier();
     let run = attend(kvh, lo, hi, lid, true);
+    // The only run: the output itself (the combine does not run).
+    if len >= pos + 1u - first {
+        write_out(h * p.head_dim, run.acc / run.sum, lid);
+        return;
+    }
     if lid == 0u {
         runs[run_stats(h, r)] = run.m;
         runs[run_stats(h, r) + 1u] = run.sum;

@@ -57,6 +57,8 @@ pub struct BenchReport {
 /// What a decode step asks of the device, and what the device can give.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GpuFigures {
+    /// Dispatches of the first decode step after the depth (a short context's attention
+    /// needs no combine dispatch).
     pub dispatches_per_token: usize,
     /// Weight bytes a decode step reads: every matmul weight, one embedding row.
     pub weight_bytes_per_token: u64,
@@ -126,20 +128,24 @@ pub fn bench(
         repetitions,
         depth,
         pp_tok_s: Spread::of(&pp),
-        gpu: gpu_figures(session, tg_tok_s.median)?,
+        gpu: gpu_figures(session, tg_tok_s.median, depth)?,
         tg_tok_s,
         ttft_ms: Spread::of(&ttft),
     })
 }
 
-fn gpu_figures(session: &mut Session<'_>, tg_tok_s: f64) -> Result<Option<GpuFigures>, RunError> {
+fn gpu_figures(
+    session: &mut Session<'_>,
+    tg_tok_s: f64,
+    depth: usize,
+) -> Result<Option<GpuFigures>, RunError> {
     let Some((executor, kv)) = session.gpu_parts() else {
         return Ok(None);
     };
     let copy = copy_bandwidth(executor.context()).map_err(|e| RunError::Device(e.to_string()))?;
     let weight_bytes_per_token = executor.weight_bytes(1);
     Ok(Some(GpuFigures {
-        dispatches_per_token: executor.dispatch_count(1),
+        dispatches_per_token: executor.dispatch_count(1, depth),
         weight_bytes_per_token,
         tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
         copy,

@@ -87,10 +87,30 @@ pub(super) enum Grid {
 pub(super) const MAX_ATTENTION_RUNS: usize = 64;
 
 /// Keys a decode step's attention workgroup takes: whole blocks of 64, in at most
-/// [`MAX_ATTENTION_RUNS`] runs (`run_len` in wgsl/self_attention.wgsl).
+/// [`MAX_ATTENTION_RUNS`] runs, and all of them up to [`ONE_RUN_BLOCKS`] blocks
+/// (`run_len` in wgsl/self_attention.wgsl).
 pub(super) fn attention_run_len(keys: u32) -> u32 {
     const BLOCK: u32 = 64;
-    BLOCK * keys.div_ceil(BLOCK).div_ceil(MAX_ATTENTION_RUNS as u32)
+    let blocks = keys.div_ceil(BLOCK);
+    if blocks <= ONE_RUN_BLOCKS {
+        return BLOCK * blocks;
+    }
+    BLOCK * blocks.div_ceil(MAX_ATTENTION_RUNS as u32)
+}
+
+/// Blocks of keys that one run takes whole, so that short contexts need no combine
+/// dispatch (`ONE_RUN_BLOCKS` in wgsl/self_attention.wgsl).
+const ONE_RUN_BLOCKS: u32 = 2;
+
+/// The runs of a decode step's attention over `context` positions (the last `window`
+/// of them when that is not 0).
+fn attention_runs(context: u32, window: u32) -> u32 {
+    let keys = if window == 0 {
+        context
+    } else {
+        context.min(window)
+    };
+    keys.div_ceil(attention_run_len(keys))
 }
 
 /// Which steps a dispatch runs in.
@@ -102,6 +122,11 @@ pub(super) enum Steps {
     SeveralRows,
     /// Those where its grid has one row (decode's split attention).
     OneRow,
+    /// Decode steps whose attention splits into several runs (the combine of an
+    /// attention over the last `window` positions, or all when 0).
+    SeveralRuns {
+        window: u32,
+    },
 }
 
 impl Grid {
@@ -168,13 +193,14 @@ impl Dispatch {
             .collect()
     }
 
-    /// Whether it runs in a step of `tokens` tokens.
-    fn runs(&self, tokens: u32) -> bool {
+    /// Whether it runs in a step of `tokens` tokens over `context` positions.
+    fn runs(&self, tokens: u32, context: u32) -> bool {
         let rows = self.grid.rows().resolve(tokens);
         match self.steps {
             Steps::Every => true,
             Steps::SeveralRows => rows > 1,
             Steps::OneRow => rows == 1,
+            Steps::SeveralRuns { window } => rows == 1 && attention_runs(context, window) > 1,
         }
     }
 
@@ -199,15 +225,7 @@ impl Dispatch {
                 ),
             },
             Grid::AttentionRuns { heads, window } => {
-                let keys = if window == 0 {
-                    context
-                } else {
-                    context.min(window)
-                };
-                (
-                    &self.pipeline,
-                    heads * keys.div_ceil(attention_run_len(keys)),
-                )
+                (&self.pipeline, heads * attention_runs(context, window))
             }
         }
     }
@@ -447,21 +465,24 @@ impl<'a> GpuExecutor<'a> {
         })
     }
 
-    /// Dispatches a step of `tokens` tokens runs (the top-k after it not counted).
-    pub fn dispatch_count(&self, tokens: usize) -> usize {
-        self.dispatches
-            .iter()
-            .filter(|d| d.runs(tokens as u32))
-            .count()
+    /// Dispatches a step of `tokens` tokens after `past` runs (the top-k after it not
+    /// counted).
+    pub fn dispatch_count(&self, tokens: usize, past: usize) -> usize {
+        self.dispatch_reads(tokens, past).count()
     }
 
-    /// Each dispatch a step of `tokens` tokens runs, in order: its index among all
-    /// dispatches, its label (its graph node's) and the weight bytes it reads.
-    pub fn dispatch_reads(&self, tokens: usize) -> impl Iterator<Item = (usize, &str, u64)> + '_ {
+    /// Each dispatch a step of `tokens` tokens after `past` runs, in order: its index
+    /// among all dispatches, its label (its graph node's) and the weight bytes it reads.
+    pub fn dispatch_reads(
+        &self,
+        tokens: usize,
+        past: usize,
+    ) -> impl Iterator<Item = (usize, &str, u64)> + '_ {
+        let context = (past + tokens) as u32;
         self.dispatches
             .iter()
             .enumerate()
-            .filter(move |(_, d)| d.runs(tokens as u32))
+            .filter(move |(_, d)| d.runs(tokens as u32, context))
             .map(move |(i, d)| (i, d.label.as_str(), d.weight.bytes(tokens)))
     }
 
@@ -472,7 +493,9 @@ impl<'a> GpuExecutor<'a> {
 
     /// Weight bytes a step of `tokens` tokens reads (embedding rows and matmul weights).
     pub fn weight_bytes(&self, tokens: usize) -> u64 {
-        self.dispatch_reads(tokens).map(|(_, _, bytes)| bytes).sum()
+        self.dispatch_reads(tokens, 0)
+            .map(|(_, _, bytes)| bytes)
+            .sum()
     }
 
     /// Bytes of the activation arena (every intermediate of a step, sharing bytes where
@@ -720,7 +743,7 @@ impl<'a> GpuExecutor<'a> {
             pass.set_bind_group(0, bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
         };
-        let running = (0..self.dispatches.len()).filter(|&i| self.dispatches[i].runs(t));
+        let running = (0..self.dispatches.len()).filter(|&i| self.dispatches[i].runs(t, context));
         match timestamps {
             None => {
                 let mut pass = step_pass(&mut encoder, None);

@@ -11,6 +11,7 @@ use super::arena::{ActivationId, Arena, ArenaLayout, Use};
 use super::executor::{
     Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MAX_ATTENTION_RUNS,
 };
+use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
 use super::shaders::{Access, Module, COLS_MULTIPLE};
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
@@ -270,7 +271,7 @@ impl<'a> Loader<'a> {
         let params_offset = self.add_params(params);
         let pipelines = self.pipelines(module)?;
         let single_row = match module {
-            Module::Matmul(_) => Some(pipelines.by_entry["matmul_decode"].clone()),
+            Module::Matmul(_) => Some(pipelines.by_entry[PLAIN.entry].clone()),
             _ => None,
         };
         let dispatch = Dispatch {
@@ -294,6 +295,15 @@ impl<'a> Loader<'a> {
         if let Some(d) = self.dispatches.last_mut() {
             d.steps = steps;
         }
+    }
+
+    /// Sets the single-row kernel of the matmul dispatch added last: `entry` of `module`.
+    fn decodes_with(&mut self, module: Module, entry: &str) -> Result<(), GpuError> {
+        let pipeline = self.pipelines(module)?.by_entry[entry].clone();
+        if let Some(d) = self.dispatches.last_mut() {
+            d.single_row = Some(pipeline);
+        }
+        Ok(())
     }
 
     /// Records the weight bytes the dispatch added last reads.
@@ -952,51 +962,81 @@ impl NodeLowering<'_> {
             None
         };
         let bound = |b: &Option<ActivationId>| Source::Activation(b.unwrap_or(x.activation));
+        // Every dispatch: its weights' type, buffer part and first output column.
+        let mut dispatches = Vec::new();
         let mut first = 0;
         for run in weights.chunk_by(|a, b| a.ty == b.ty) {
             let run_refs: Vec<&Weight> = run.iter().collect();
-            for part in l.weights(&run_refs)?.iter() {
-                let params = Params::new(&[
-                    part.rows as u32,
-                    (first + part.first_row) as u32,
-                    cols as u32,
-                    raw_len as u32,
-                    rows.param(),
-                    x.offset,
-                    x.stride,
-                    u32::from(x.last_row),
-                    u32::from(inline_residual),
-                    u32::from(eps.is_some()),
-                    f(eps.unwrap_or(0.0)),
-                ]);
-                let grid = Grid::Matmul {
-                    rows: part.rows as u32,
-                    tokens: rows,
-                };
-                let sources = vec![
-                    Source::Buffer(part.buffer.clone()),
-                    Source::Activation(x.activation),
-                    bound(&residual),
-                    Source::Activation(out),
-                    Source::Activation(single_row_x),
-                    Source::Buffer(part.buffer.clone()),
-                    Source::Buffer(norm_weight.clone()),
-                ];
-                l.dispatch(
-                    label,
-                    Module::Matmul(run[0].ty),
-                    "matmul_prefill",
-                    params,
-                    grid,
-                    sources,
-                )?;
-                l.reads(WeightRead::matmul(part));
+            let run_parts = l.weights(&run_refs)?;
+            for (i, part) in run_parts.iter().enumerate() {
+                dispatches.push((run[0].ty, run_parts.clone(), i, first + part.first_row));
             }
             first += run.iter().map(|w| w.rows).sum::<usize>();
+        }
+        let parts: Vec<(usize, usize)> = dispatches
+            .iter()
+            .map(|(_, run_parts, i, at)| (*at, run_parts[*i].rows))
+            .collect();
+        let fold = if epilogue.is_empty() || inline_residual {
+            Some(PLAIN)
+        } else {
+            fold::decode_fold(epilogue, raw_len, &parts)
+        };
+        let epilogue_folded = fold.is_some();
+        let decode = fold.unwrap_or(PLAIN);
+        let rope_table = if decode.rope_table.is_empty() {
+            l.unused()
+        } else {
+            l.vectors(&[], &decode.rope_table)?
+        };
+        for (ty, run_parts, i, first_row) in dispatches {
+            let part = &run_parts[i];
+            let mut words = vec![
+                part.rows as u32,
+                first_row as u32,
+                cols as u32,
+                raw_len as u32,
+                rows.param(),
+                x.offset,
+                x.stride,
+                u32::from(x.last_row),
+                u32::from(inline_residual),
+                u32::from(eps.is_some()),
+                f(eps.unwrap_or(0.0)),
+            ];
+            words.extend(decode.words);
+            let grid = Grid::Matmul {
+                rows: part.rows as u32,
+                tokens: rows,
+            };
+            let sources = vec![
+                Source::Buffer(part.buffer.clone()),
+                Source::Activation(x.activation),
+                bound(&residual),
+                Source::Activation(out),
+                Source::Activation(single_row_x),
+                Source::Buffer(part.buffer.clone()),
+                Source::Buffer(norm_weight.clone()),
+                Source::Buffer(rope_table.clone()),
+            ];
+            l.dispatch(
+                label,
+                Module::Matmul(ty),
+                "matmul_prefill",
+                Params::new(&words),
+                grid,
+                sources,
+            )?;
+            l.reads(WeightRead::matmul(part));
+            l.decodes_with(Module::Matmul(ty), decode.entry)?;
         }
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
         if !epilogue.is_empty() && !inline_residual {
             self.epilogue(epilogue, rows, raw_len as u32, out, l)?;
+            if epilogue_folded {
+                // The decode kernel applied it as it stored.
+                l.runs_in(Steps::SeveralRows);
+            }
         }
         let len = if gated { raw_len / 2 } else { raw_len };
         Ok(Value::Activation(View {
@@ -1191,7 +1231,10 @@ impl NodeLowering<'_> {
             heads,
             sources.clone(),
         )?;
-        l.runs_in(Steps::OneRow);
+        // With one run, the split writes the output itself.
+        l.runs_in(Steps::SeveralRuns {
+            window: window.unwrap_or(0) as u32,
+        });
         if ring != 0 {
             l.dispatch(
                 &format!("{} store", node.label),

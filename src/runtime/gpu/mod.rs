@@ -12,6 +12,7 @@ mod bandwidth;
 mod context;
 mod error;
 mod executor;
+mod fold;
 mod kv;
 mod lower;
 mod pipeline_cache;

@@ -121,7 +121,7 @@ pub struct StepProfile {
 /// A prefill step of a prompt and the decode step of one token after it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Profile {
-    /// Dispatches in a step; a decode step runs one token.
+    /// Dispatches in the decode step.
     pub dispatches_per_token: usize,
     /// Nanoseconds per timestamp tick, as the queue reports it.
     pub timestamp_period_ns: f32,
@@ -156,7 +156,7 @@ pub fn profile(
     let next = executor.run_argmax(prompt, 0, kv)?;
     executor.run_argmax(&[next], prompt.len(), kv)?;
     Ok(Profile {
-        dispatches_per_token: executor.dispatch_count(1),
+        dispatches_per_token: executor.dispatch_count(1, prompt.len()),
         timestamp_period_ns: context.queue.get_timestamp_period(),
         prefill: profile_step(executor, kv, prompt, 0)?,
         decode: profile_step(executor, kv, &[next], prompt.len())?,
@@ -192,7 +192,7 @@ fn profile_step(
     let us_per_tick = context.queue.get_timestamp_period() as f64 / 1000.0;
     // Slots of dispatches the step skips hold nothing: only the running ones count.
     let ran: Vec<usize> = executor
-        .dispatch_reads(tokens.len())
+        .dispatch_reads(tokens.len(), past)
         .map(|(index, _, _)| index)
         .collect();
     let times: Vec<f64> = ticks
@@ -203,7 +203,7 @@ fn profile_step(
     let begin = ran.iter().map(|&i| ticks[2 * i]).min().unwrap_or(0);
     let end = ran.iter().map(|&i| ticks[2 * i + 1]).max().unwrap_or(0);
     let dispatches = executor
-        .dispatch_reads(tokens.len())
+        .dispatch_reads(tokens.len(), past)
         .enumerate()
         .map(|(index, (slot, label, weight_bytes))| (index, label, weight_bytes, times[slot]))
         .map(|(index, label, weight_bytes, gpu_us_each)| DispatchTime {

@@ -57,7 +57,7 @@ pub enum Access {
 
 use Access::{Read, ReadWrite};
 
-/// Rows per workgroup of the decode matmul (`ROWS_PER_GROUP` in wgsl/matmul.wgsl).
+/// Rows per workgroup of the decode matmul (`quad_rows` in wgsl/matmul.wgsl).
 pub const MATMUL_ROWS_PER_GROUP: u32 = 4;
 
 impl Module {
@@ -144,7 +144,12 @@ impl Module {
     pub fn entry_points(self) -> &'static [&'static str] {
         match self {
             Module::Embed(_) => &["embed"],
-            Module::Matmul(_) => &["matmul_decode", "matmul_prefill"],
+            Module::Matmul(_) => &[
+                "matmul_decode",
+                "matmul_decode_rope",
+                "matmul_decode_gated",
+                "matmul_prefill",
+            ],
             Module::Epilogue => &["epilogue"],
             Module::Elementwise => &["scale", "mul", "add", "silu", "gelu_tanh", "copy_view"],
             Module::RmsNorm => &["rms_norm", "rms_norm_mul"],
@@ -168,8 +173,9 @@ impl Module {
     pub fn storage(self) -> &'static [Access] {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
-            // weights, x, residual, out, x as vec4, weights as vec4, norm weight as vec4
-            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read, Read, Read],
+            // weights, x, residual, out, x as vec4, weights as vec4, norm weight as vec4,
+            // a folded rotation's inverse frequencies
+            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read, Read, Read, Read],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
                 &[Read, Read, ReadWrite]
@@ -193,7 +199,7 @@ impl Module {
         let parts: Vec<&str> = match self {
             Module::Embed(ty) => [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("embed.wgsl")]].concat(),
             Module::Matmul(ty) => [
-                &[PRELUDE, WEIGHTS],
+                &[PRELUDE, WEIGHTS, ACTIVATIONS, ROTARY],
                 quant(ty),
                 dot32(ty),
                 &[wgsl!("matmul.wgsl")],

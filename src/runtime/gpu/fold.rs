@@ -1,0 +1,104 @@
+//! Which epilogues the decode matmul applies as it stores (wgsl/matmul.wgsl's
+//! `matmul_decode_rope` and `matmul_decode_gated`, beside the plain `matmul_decode`),
+//! so that a decode step needs no epilogue dispatch after it: rotations (Llama's Q and
+//! K) and the gated activation (act(gate) · up), whose coupled columns one workgroup
+//! computes together when its four rows are chosen right (`pair_span`). Steps that
+//! couple a whole head (a per-head norm) or that mix with these stay in the epilogue
+//! kernel.
+
+use crate::graph::{Epilogue, Rope};
+use crate::model::Activation;
+
+use super::lower::rope_mode;
+
+/// The decode matmul's entry point, its `pair_span` and rope words (in the order of its
+/// `Params`), and the inverse frequencies its `rope_table` binding holds.
+pub(super) struct DecodeFold {
+    pub entry: &'static str,
+    pub words: [u32; 7],
+    pub rope_table: Vec<f32>,
+}
+
+/// Four rows in a row: no epilogue folded.
+pub(super) const PLAIN: DecodeFold = DecodeFold {
+    entry: "matmul_decode",
+    words: [2, 0, 0, 0, 0, 0, 0],
+    rope_table: Vec::new(),
+};
+
+/// How the decode matmul folds `epilogue` into its stores, for a linear of `raw_len`
+/// output columns dispatched in `parts` (first row, rows); `None` when it cannot.
+pub(super) fn decode_fold(
+    epilogue: &[Epilogue],
+    raw_len: usize,
+    parts: &[(usize, usize)],
+) -> Option<DecodeFold> {
+    match epilogue {
+        [Epilogue::Gated { act }] => gated(*act, raw_len, parts),
+        _ => rotations(epilogue, parts),
+    }
+}
+
+/// Gate and up side by side in one dispatch: rows b, b + 1 of the gate and the same of
+/// the up projection, `raw_len / 2` rows further on.
+fn gated(act: Activation, raw_len: usize, parts: &[(usize, usize)]) -> Option<DecodeFold> {
+    let span = raw_len / 2;
+    let one_dispatch = parts == [(0, raw_len)];
+    if !one_dispatch || !span.is_multiple_of(2) {
+        return None;
+    }
+    let act = match act {
+        Activation::Silu => 0,
+        Activation::GeluTanh => 1,
+    };
+    Some(DecodeFold {
+        entry: "matmul_decode_gated",
+        words: [span as u32, 0, 0, 0, 0, act, 0],
+        rope_table: Vec::new(),
+    })
+}
+
+/// Rotations of one kind over consecutive columns (Q's and K's heads). Adjacent pairs
+/// lie inside four rows in a row; halves pair rows half a head apart, so a workgroup
+/// takes rows b, b + 1, b + d/2, b + d/2 + 1 of a head of d, which every dispatch part
+/// must hold whole heads for.
+fn rotations(epilogue: &[Epilogue], parts: &[(usize, usize)]) -> Option<DecodeFold> {
+    let mut ropes = epilogue.iter().map(|step| match step {
+        Epilogue::Rope { cols, rope } => Some((cols, rope)),
+        _ => None,
+    });
+    let (first_cols, rope): (_, &Rope) = ropes.next()??;
+    let mut end = first_cols.start + first_cols.len;
+    for next in ropes {
+        let (cols, other) = next?;
+        if other != rope || cols.start != end {
+            return None;
+        }
+        end += cols.len;
+    }
+    let span = match rope_mode(rope.mode) {
+        0 => 2,
+        _ => rope.head_dim / 2,
+    };
+    let whole_blocks = |n: usize| n.is_multiple_of(2 * span);
+    let fits = rope.n_rot.is_multiple_of(2)
+        && (span == 2 || rope.n_rot == rope.head_dim)
+        && span.is_multiple_of(2)
+        && whole_blocks(first_cols.start)
+        && parts
+            .iter()
+            .all(|&(first, rows)| whole_blocks(first) && whole_blocks(rows));
+    fits.then(|| DecodeFold {
+        entry: "matmul_decode_rope",
+        words: [
+            span as u32,
+            first_cols.start as u32,
+            end as u32,
+            rope.head_dim as u32,
+            rope.n_rot as u32,
+            rope_mode(rope.mode),
+            rope.freq_scale.to_bits(),
+        ],
+        rope_table: rope.inv_freq(),
+    })
+}
