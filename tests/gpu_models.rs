@@ -161,3 +161,28 @@ fn smollm2_last_row_logits_on_the_gpu_match_the_cpu() {
     let err = relative_l2(&got, &want);
     assert!(err < 1e-3, "relative L2 {err:e}");
 }
+
+/// A prompt longer than a GPU step runs in chunks, only the last read back: its last
+/// row's logits and the position after it are the CPU session's.
+#[test]
+fn smollm2_prompt_longer_than_a_step_runs_in_chunks() {
+    use rustorch::runtime::GPU_STEP_TOKENS;
+    let Some(path) = common::real_model(common::SMOLLM2) else {
+        return;
+    };
+    let Some(context) = gpu() else { return };
+    let model = Model::load(&path).unwrap();
+    let prompt: Vec<u32> = (0..GPU_STEP_TOKENS + 88)
+        .map(|i| 100 + (i * 37 % 5000) as u32)
+        .collect();
+    let capacity = Some(2 * GPU_STEP_TOKENS);
+    let mut on_gpu = model.gpu_session(context, capacity, KvType::F16).unwrap();
+    let mut on_cpu = model.session(capacity, KvType::F16).unwrap();
+    let (got, want) = (
+        on_gpu.logits_last(&prompt).unwrap(),
+        on_cpu.logits_last(&prompt).unwrap(),
+    );
+    let err = relative_l2(&got, &want);
+    assert!(err < 1e-3, "relative L2 {err:e}");
+    assert_eq!(on_gpu.position(), prompt.len());
+}

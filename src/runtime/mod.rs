@@ -14,4 +14,4 @@ mod session;
 pub use generate::{GenerateOptions, Generation, StopReason, Timings};
 pub use perplexity::{perplexity, Perplexity, PerplexityError};
 pub use sampler::{argmax, top_k, Candidate, Sampler, SamplerConfig};
-pub use session::{LoadError, Model, Session};
+pub use session::{LoadError, Model, Session, GPU_STEP_TOKENS};

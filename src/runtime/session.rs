@@ -217,9 +217,27 @@ fn in_chunks<T>(
     Ok(results)
 }
 
-/// What `in_chunks` returned for the last chunk.
-fn last_of<T>(results: Vec<T>) -> Result<T, RunError> {
-    results.into_iter().last().ok_or(RunError::NoTokens)
+/// Runs `tokens` as [`in_chunks`] does, every chunk but the last reading nothing back;
+/// returns what `run_last` returned for the last chunk.
+fn last_in_chunks<T>(
+    executor: &GpuExecutor,
+    kv: &mut GpuKvCache,
+    tokens: &[u32],
+    step: usize,
+    past: &mut usize,
+    run_last: impl FnOnce(&GpuExecutor, &mut GpuKvCache, &[u32], usize) -> Result<T, GpuError>,
+) -> Result<T, RunError> {
+    let last_start = match tokens.len() {
+        0 => return Err(RunError::NoTokens),
+        n => (n - 1) / step * step,
+    };
+    let (before, last) = tokens.split_at(last_start);
+    in_chunks(before, step, past, |chunk, at| {
+        executor.advance(chunk, at, kv)
+    })?;
+    let result = run_last(executor, kv, last, *past).map_err(gpu_failure)?;
+    *past += last.len();
+    Ok(result)
 }
 
 impl<'m> Session<'m> {
@@ -302,9 +320,14 @@ impl<'m> Session<'m> {
             let logits = self.logits_last(tokens)?;
             return Ok(argmax(&logits) as u32);
         };
-        last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
-            executor.run_argmax(chunk, past, kv)
-        })?)
+        last_in_chunks(
+            executor,
+            kv,
+            tokens,
+            *step,
+            &mut self.past,
+            |e, kv, last, past| e.run_argmax(last, past, kv),
+        )
     }
 
     /// Runs `tokens` and returns the last one's `k` largest logits with their tokens,
@@ -321,9 +344,14 @@ impl<'m> Session<'m> {
         if k > TOP_K_MAX {
             return Ok(top_k(&self.logits_last(tokens)?, k));
         }
-        last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
-            executor.run_top_k(chunk, past, kv, k)
-        })?)
+        last_in_chunks(
+            executor,
+            kv,
+            tokens,
+            *step,
+            &mut self.past,
+            |e, kv, last, past| e.run_top_k(last, past, kv, k),
+        )
     }
 
     /// Runs `tokens` and returns the logits of the last one (`n_vocab`).
@@ -336,9 +364,14 @@ impl<'m> Session<'m> {
             }
             Engine::Gpu {
                 executor, kv, step, ..
-            } => last_of(in_chunks(tokens, *step, &mut self.past, |chunk, past| {
-                executor.run_last_row(chunk, past, kv)
-            })?),
+            } => last_in_chunks(
+                executor,
+                kv,
+                tokens,
+                *step,
+                &mut self.past,
+                |e, kv, last, past| e.run_last_row(last, past, kv),
+            ),
         }
     }
 }

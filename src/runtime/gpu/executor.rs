@@ -595,6 +595,19 @@ impl<'a> GpuExecutor<'a> {
         self.run_reading(tokens, past, kv, false)
     }
 
+    /// Runs one step like [`Self::run`] and reads nothing back: it only extends `kv`
+    /// (the chunks of a long prompt before its last).
+    pub fn advance(
+        &self,
+        tokens: &[u32],
+        past: usize,
+        kv: &mut GpuKvCache,
+    ) -> Result<(), GpuError> {
+        let encoder = self.record(tokens, past, kv, 0, None)?;
+        self.context.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+
     /// Runs one step like [`Self::run`] and returns only the output's last row (sampling
     /// after a long prompt reads back one row of logits, not one per token).
     pub fn run_last_row(
