@@ -4,7 +4,7 @@
 
 mod gpu_common;
 
-use gpu_common::{gpu, relative_l2, rng, Tensor, TestFile};
+use gpu_common::{gpu, relative_l2, rng, tensor_core_gpu, Tensor, TestFile};
 use rustorch::gguf::GgmlType;
 use rustorch::graph::{
     CacheDecl, Cols, DType, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, Rope, TensorType,
@@ -17,6 +17,8 @@ use rustorch::runtime::{argmax, top_k, KvCache, KvType};
 use rustorch::synth::SplitMix64;
 
 const TOLERANCE: f64 = 1e-4;
+/// Kernels on tensor cores round W and x to f16 (a relative step of 2^-11).
+const F16_TOLERANCE: f64 = 2e-3;
 const CONTEXT: usize = 32;
 
 fn rows(n: usize) -> TensorType {
@@ -37,6 +39,8 @@ struct Net {
     /// The output's epilogue is folded into the decode matmul: a decode step has one
     /// dispatch fewer than a longer step.
     folded: bool,
+    /// Run on a device opened with tensor cores, to f16's tolerance.
+    tensor_cores: bool,
 }
 
 impl Net {
@@ -55,6 +59,7 @@ impl Net {
             first_position: 0,
             capacity: CONTEXT,
             folded: false,
+            tensor_cores: false,
         }
     }
 
@@ -102,7 +107,12 @@ impl Net {
         shift: Option<(usize, usize, usize)>,
         what: &str,
     ) {
-        let Some(context) = gpu() else { return };
+        let (context, tolerance) = if self.tensor_cores {
+            (tensor_core_gpu(), F16_TOLERANCE)
+        } else {
+            (gpu(), TOLERANCE)
+        };
+        let Some(context) = context else { return };
         self.graph.output = output;
         let file = TestFile::new(&self.tensors);
         let cpu = CpuInterpreter::new(&self.graph, &file.gguf).unwrap();
@@ -138,7 +148,7 @@ impl Net {
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             let err = relative_l2(&got, &want);
             assert!(
-                err < TOLERANCE,
+                err < tolerance,
                 "{what}, {} tokens after {past}: relative L2 {err:e}",
                 tokens.len()
             );
@@ -189,6 +199,34 @@ fn matmul_prefill_of_every_type() {
     let hundred: Vec<u32> = (0..100).map(|i| i % CONTEXT as u32).collect();
     for ty in GgmlType::ALL {
         matmul_case(ty, &[&twenty, &hundred, &[1, 2]], &mut rng);
+    }
+}
+
+/// The prefill matmul on tensor cores (`matmul_prefill_coop`), where the adapter has
+/// them: two tiles of 64 tokens, the second partial, and rows past a tile's end.
+#[test]
+fn matmul_prefill_on_tensor_cores() {
+    let mut rng = rng("matmul_prefill_on_tensor_cores");
+    let hundred: Vec<u32> = (0..100).map(|i| i % CONTEXT as u32).collect();
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+        GgmlType::F16,
+    ] {
+        let (n_rows, cols) = (70, 512);
+        let mut net = Net::new();
+        net.tensor_cores = true;
+        let x = net.input("x", cols, &mut rng);
+        let weight = net.weight(Tensor::random("w", ty, n_rows, cols, &mut rng));
+        let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
+        net.capacity = 256;
+        net.check(
+            out,
+            &[&hundred, &[5, 6, 7]],
+            &format!("matmul {ty} on tensor cores"),
+        );
     }
 }
 

@@ -65,6 +65,10 @@ struct RunArgs {
     /// Store the KV cache in f32 instead of f16.
     #[arg(long)]
     kv_f32: bool,
+    /// Run the prefill matmuls on tensor cores where the GPU has them (wgpu's
+    /// experimental cooperative matrices): weights and activations rounded to f16.
+    #[arg(long)]
+    tensor_cores: bool,
 }
 
 #[derive(Args)]
@@ -193,6 +197,9 @@ struct ProfileArgs {
     /// Use the first GPU adapter whose name contains this.
     #[arg(long)]
     adapter: Option<String>,
+    /// The prefill matmuls on tensor cores where the GPU has them.
+    #[arg(long)]
+    tensor_cores: bool,
     #[arg(long)]
     json: bool,
 }
@@ -342,10 +349,23 @@ fn choose_gpu(run: &RunArgs) -> Result<Option<GpuContext>> {
     let choice = run.adapter.as_deref().map_or(AdapterChoice::Auto, |name| {
         AdapterChoice::Named(name.to_string())
     });
+    let open = |choice: &AdapterChoice| {
+        if !run.tensor_cores {
+            return GpuContext::new(choice);
+        }
+        let gpu = GpuContext::with_tensor_cores(choice)?;
+        if !gpu.has_tensor_cores() {
+            eprintln!(
+                "rustorch-exec: {} has no tensor cores wgpu can use (16×16×16 f16 cooperative matrices, subgroups of 32); the prefill runs in f32",
+                gpu.adapter_description()
+            );
+        }
+        Ok(gpu)
+    };
     match run.backend {
         Backend::Cpu => Ok(None),
-        Backend::Gpu => Ok(Some(GpuContext::new(&choice)?)),
-        Backend::Auto => match GpuContext::new(&choice) {
+        Backend::Gpu => Ok(Some(open(&choice)?)),
+        Backend::Auto => match open(&choice) {
             Ok(gpu) if !gpu.is_software() => Ok(Some(gpu)),
             Ok(gpu) => {
                 eprintln!(
@@ -374,7 +394,13 @@ fn open_session<'m>(
         Some(gpu) => lm.model.gpu_session(gpu, context, kv_type(run))?,
         None => lm.model.session(context, kv_type(run))?,
     };
-    let device = gpu.map_or_else(|| "the CPU".to_string(), |g| g.adapter_description());
+    let device = gpu.map_or_else(
+        || "the CPU".to_string(),
+        |g| match g.has_tensor_cores() {
+            true => format!("{} with tensor cores", g.adapter_description()),
+            false => g.adapter_description(),
+        },
+    );
     eprintln!(
         "rustorch-exec: running on {device} (ready in {:.0} ms)",
         started.elapsed().as_secs_f64() * 1000.0
@@ -674,6 +700,7 @@ fn profile(args: ProfileArgs) -> Result<()> {
         backend: Backend::Gpu,
         adapter: args.adapter,
         kv_f32: false,
+        tensor_cores: args.tensor_cores,
     };
     let gpu = choose_gpu(&run)?.context("profile runs on a GPU")?;
     if !gpu.has_timestamps() {

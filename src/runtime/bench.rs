@@ -62,6 +62,8 @@ pub struct GpuFigures {
     pub dispatches_per_token: usize,
     /// Weight bytes a decode step reads: every matmul weight, one embedding row.
     pub weight_bytes_per_token: u64,
+    /// Whether the prefill matmuls ran on tensor cores.
+    pub tensor_cores: bool,
     /// The device's copy bandwidth, measured here.
     pub copy: CopyBandwidth,
     pub copy_definition: &'static str,
@@ -147,6 +149,7 @@ fn gpu_figures(
     Ok(Some(GpuFigures {
         dispatches_per_token: executor.dispatch_count(1, depth),
         weight_bytes_per_token,
+        tensor_cores: executor.context().has_tensor_cores(),
         tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
         copy,
         copy_definition: COPY_DEFINITION,

@@ -33,6 +33,30 @@ pub fn gpu() -> Option<&'static GpuContext> {
     }
 }
 
+/// A device opened with tensor cores for the prefill matmul, or `None` (after a loud
+/// message) where the adapter has none: lavapipe, and so CI, has none; the project's
+/// device machine (an NVIDIA H100) runs these checks.
+pub fn tensor_core_gpu() -> Option<&'static GpuContext> {
+    static CONTEXT: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let context = CONTEXT.get_or_init(|| {
+        GpuContext::with_tensor_cores(&AdapterChoice::Auto).map_err(|e| e.to_string())
+    });
+    match context {
+        Ok(context) if context.has_tensor_cores() => Some(context),
+        Ok(context) => {
+            eprintln!(
+                "\n*** SKIPPED: {} has no tensor cores wgpu can use ***\n",
+                context.adapter_description()
+            );
+            None
+        }
+        Err(message) => {
+            eprintln!("\n*** SKIPPED: {message} ***\n");
+            None
+        }
+    }
+}
+
 /// A fresh seed every run, printed so that a failure can be replayed (`RUSTORCH_SEED`).
 pub fn rng(test: &str) -> SplitMix64 {
     let seed = std::env::var("RUSTORCH_SEED")

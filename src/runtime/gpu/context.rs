@@ -39,6 +39,8 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     /// Whether the device was opened with `TIMESTAMP_QUERY` (pass timestamps, for profiling).
     timestamps: bool,
+    /// Whether it was opened with cooperative matrices for the prefill matmul.
+    tensor_cores: bool,
     /// Errors wgpu reported outside any error scope, and why the device was lost.
     reported: Arc<Mutex<Vec<String>>>,
     pipeline_cache: Option<PipelineCache>,
@@ -68,8 +70,34 @@ pub(super) fn block_on<F: Future>(f: F) -> F::Output {
     pollster::block_on(f)
 }
 
+/// Whether an adapter can run `matmul_prefill_coop`: 16 × 16 × 16 cooperative
+/// multiplies of f16 into f32 (wgpu's experimental feature), f16 in shaders, and
+/// subgroups of exactly 32 (the kernel takes two per workgroup of 64).
+fn has_tensor_cores(adapter: &wgpu::Adapter) -> bool {
+    let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+    let info = adapter.get_info();
+    adapter.features().contains(needed)
+        && info.subgroup_min_size == 32
+        && info.subgroup_max_size == 32
+        && adapter.cooperative_matrix_properties().iter().any(|c| {
+            (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
+                && c.ab_type == wgpu::CooperativeScalarType::F16
+                && c.cr_type == wgpu::CooperativeScalarType::F32
+        })
+}
+
 impl GpuContext {
     pub fn new(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        Self::open(choice, false)
+    }
+
+    /// As [`Self::new`], with the prefill matmul on tensor cores where the adapter has
+    /// them (`matmul_prefill_coop`: W and x rounded to f16, sums in f32).
+    pub fn with_tensor_cores(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        Self::open(choice, true)
+    }
+
+    fn open(choice: &AdapterChoice, tensor_cores: bool) -> Result<GpuContext, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let mut adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -103,12 +131,24 @@ impl GpuContext {
         let info = adapter.get_info();
         // Optional features only where the adapter offers them: asking for one it lacks
         // fails the whole device request.
-        let features =
+        let mut features =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE);
+        let tensor_cores = tensor_cores && has_tensor_cores(&adapter);
+        if tensor_cores {
+            features |=
+                wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+        }
         let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rustorch"),
             required_features: features,
             required_limits: adapter.limits(),
+            // SAFETY: the one experimental feature asked for, cooperative matrices, is
+            // asked for only where the adapter reports the configuration the kernel uses.
+            experimental_features: if tensor_cores {
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             ..Default::default()
         }))
         .map_err(|e| GpuError::DeviceRequest {
@@ -135,6 +175,7 @@ impl GpuContext {
             pipeline_cache,
             info,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            tensor_cores,
             reported,
         })
     }
@@ -159,6 +200,11 @@ impl GpuContext {
     /// [`super::GpuExecutor::profile`] needs.
     pub fn has_timestamps(&self) -> bool {
         self.timestamps
+    }
+
+    /// True when the prefill matmul runs on tensor cores (see [`Self::with_tensor_cores`]).
+    pub fn has_tensor_cores(&self) -> bool {
+        self.tensor_cores
     }
 
     /// True for a software rasteriser (lavapipe, llvmpipe): correct, but slower than

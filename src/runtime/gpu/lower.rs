@@ -13,7 +13,7 @@ use super::executor::{
 };
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
-use super::shaders::{Access, Module, COLS_MULTIPLE};
+use super::shaders::{coop_matmul_source, Access, Module, COLS_MULTIPLE, COOP_PREFILL};
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
@@ -274,6 +274,11 @@ impl<'a> Loader<'a> {
             Module::Matmul(_) => Some(pipelines.by_entry[PLAIN.entry].clone()),
             _ => None,
         };
+        // The prefill matmul on tensor cores where the device was opened with them.
+        let entry = match pipelines.by_entry.get(COOP_PREFILL) {
+            Some(_) if entry == "matmul_prefill" => COOP_PREFILL,
+            _ => entry,
+        };
         let dispatch = Dispatch {
             label: label.to_string(),
             pipeline: pipelines.by_entry[entry].clone(),
@@ -365,6 +370,10 @@ impl ModulePipelines {
         let source = module
             .source_to_build()
             .map_err(|e| rejected(format!("reading its file: {e}")))?;
+        let coop_source = match module {
+            Module::Matmul(_) if context.has_tensor_cores() => Some(coop_matmul_source(&source)),
+            _ => None,
+        };
         context
             .scoped(wgpu::ErrorFilter::Validation, || {
                 let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -403,25 +412,36 @@ impl ModulePipelines {
                         bind_group_layouts: &[Some(&layout)],
                         immediate_size: 0,
                     });
-                let by_entry = module
+                let pipeline = |shader: &wgpu::ShaderModule, entry: &'static str| {
+                    let pipeline =
+                        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(entry),
+                            layout: Some(&pipeline_layout),
+                            module: shader,
+                            entry_point: Some(entry),
+                            compilation_options: wgpu::PipelineCompilationOptions {
+                                constants: &[],
+                                zero_initialize_workgroup_memory: false,
+                            },
+                            cache: context.pipeline_cache(),
+                        });
+                    (entry, pipeline)
+                };
+                let mut by_entry: HashMap<_, _> = module
                     .entry_points()
                     .iter()
-                    .map(|&entry| {
-                        let pipeline =
-                            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                                label: Some(entry),
-                                layout: Some(&pipeline_layout),
-                                module: &shader,
-                                entry_point: Some(entry),
-                                compilation_options: wgpu::PipelineCompilationOptions {
-                                    constants: &[],
-                                    zero_initialize_workgroup_memory: false,
-                                },
-                                cache: context.pipeline_cache(),
-                            });
-                        (entry, pipeline)
-                    })
+                    .map(|&entry| pipeline(&shader, entry))
                     .collect();
+                // The tensor-core prefill, built on the same layout so that it takes the
+                // matmul's bind groups.
+                if let (Some(coop), true) = (&coop_source, context.has_tensor_cores()) {
+                    let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(&module.name()),
+                        source: wgpu::ShaderSource::Wgsl(coop.as_str().into()),
+                    });
+                    let (entry, built) = pipeline(&shader, COOP_PREFILL);
+                    by_entry.insert(entry, built);
+                }
                 ModulePipelines { layout, by_entry }
             })
             .map_err(rejected)

@@ -268,6 +268,20 @@ fn quant(ty: GgmlType) -> &'static [&'static str] {
     }
 }
 
+/// The entry point of the prefill matmul on cooperative matrices (wgsl/matmul_coop.wgsl).
+pub const COOP_PREFILL: &str = "matmul_prefill_coop";
+
+/// The tensor-core matmul module: a matmul module's `source` with the prefill kernel on
+/// cooperative matrices after it, and the `enable` directives it needs before it.
+pub fn coop_matmul_source(source: &str) -> String {
+    [
+        "enable f16;\nenable wgpu_cooperative_matrix;\n",
+        source,
+        wgsl!("matmul_coop.wgsl"),
+    ]
+    .join("\n")
+}
+
 /// Row lengths the weight kernels accept: multiples of the prefill matmul's chunk of 32
 /// columns (every quantised row is one, its blocks being 32 or 256 weights).
 pub const COLS_MULTIPLE: usize = 32;
