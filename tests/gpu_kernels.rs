@@ -203,11 +203,14 @@ fn matmul_prefill_of_every_type() {
 }
 
 /// The prefill matmul on tensor cores (`matmul_prefill_coop`), where the adapter has
-/// them: two tiles of 64 tokens, the second partial, and rows past a tile's end.
+/// them: 300 tokens (a whole tile of 256, then a partial one) and 3, with and without
+/// a residual.
 #[test]
 fn matmul_prefill_on_tensor_cores() {
     let mut rng = rng("matmul_prefill_on_tensor_cores");
-    let hundred: Vec<u32> = (0..100).map(|i| i % CONTEXT as u32).collect();
+    let long: Vec<u32> = (0..300).map(|i| i % CONTEXT as u32).collect();
+    let steps: &[&[u32]] = &[&long, &[5, 6, 7]];
+    let (n_rows, cols) = (128, 512);
     for ty in [
         GgmlType::Q4_0,
         GgmlType::Q8_0,
@@ -215,19 +218,31 @@ fn matmul_prefill_on_tensor_cores() {
         GgmlType::Q6K,
         GgmlType::F16,
     ] {
-        let (n_rows, cols) = (70, 512);
         let mut net = Net::new();
         net.tensor_cores = true;
+        net.capacity = 512;
         let x = net.input("x", cols, &mut rng);
+        let residual = net.input("residual", n_rows, &mut rng);
         let weight = net.weight(Tensor::random("w", ty, n_rows, cols, &mut rng));
-        let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
-        net.capacity = 256;
+        let op = Op::Linear {
+            weights: vec![weight],
+            prologue: None,
+            epilogue: vec![Epilogue::Residual],
+        };
+        let out = net.op(op, rows(n_rows), &[x, residual]);
         net.check(
             out,
-            &[&hundred, &[5, 6, 7]],
-            &format!("matmul {ty} on tensor cores"),
+            steps,
+            &format!("linear {ty} + residual on tensor cores"),
         );
     }
+    let mut net = Net::new();
+    net.tensor_cores = true;
+    net.capacity = 512;
+    let x = net.input("x", cols, &mut rng);
+    let weight = net.weight(Tensor::random("w", GgmlType::Q4K, n_rows, cols, &mut rng));
+    let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
+    net.check(out, steps, "matmul Q4_K on tensor cores");
 }
 
 #[test]

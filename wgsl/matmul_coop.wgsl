@@ -1,39 +1,60 @@
 // The prefill matmul on cooperative matrices (tensor cores), for adapters that have
 // 16 × 16 × 16 multiplies of f16 into f32 and subgroups of 32: appended to the matmul
 // module (its Params, bindings and `store`) after the `enable` directives, and run
-// only where the device was opened with tensor cores. The same 64 × 64 output tile as
-// `matmul_prefill`; W and x are rounded to f16 as they are staged, the sums are f32.
+// only where the device was opened with tensor cores. W and x are rounded to f16 as
+// they are staged; the sums are f32.
 //
-// Each chunk of CHUNK columns is staged as f16: W's 64 rows × 32 columns, row-major,
-// and x's 32 columns × 64 tokens. Subgroup s (of two) multiplies rows 32·s .. + 32 by
-// all 64 tokens: two row blocks by four token blocks of 16 × 16, eight accumulators.
+// A workgroup of 256 (eight subgroups) computes 64 rows × COOP_TOKENS (256) tokens, so
+// that each chunk of W it dequantises serves 256 tokens: staging, not multiplying, is
+// what a prefill matmul spends its time on. Subgroup s multiplies rows 32·(s % 2) ..
+// + 32 by tokens 64·(s / 2) .. + 64: two row blocks by four token blocks of 16 × 16.
+// Its sums go straight to `out`, whole tiles: the executor gives every activation rows
+// for a whole number of tiles of tokens (the rows past the step's are never read), and
+// runs this kernel only on whole tiles of 64 rows.
 
+const COOP_TOKENS: u32 = 256u;
+// A chunk's W, rows × CHUNK columns, and x, CHUNK columns × COOP_TOKENS tokens.
 var<workgroup> w16: array<f16, 2048>;
-var<workgroup> x16: array<f16, 2048>;
-// The tile's sums, rows × tokens, for the masked store with the residual.
-var<workgroup> sums: array<f32, 4096>;
+var<workgroup> x16: array<f16, 8192>;
 
 alias A16 = coop_mat16x16<f16, A>;
 alias B16 = coop_mat16x16<f16, B>;
 alias C32 = coop_mat16x16<f32, C>;
 
-@compute @workgroup_size(64)
+// The residual's 16 rows × 16 tokens from `at` (token-major, `ld` apart).
+fn residual_tile(at: u32, ld: u32) -> C32 {
+    return coopLoad<C32>(&residual[at], ld);
+}
+
+@compute @workgroup_size(256)
 fn matmul_prefill_coop(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let tokens = row_count(p.fixed_tokens);
-    let row_tiles = (p.rows + TILE - 1u) / TILE;
+    let row_tiles = p.rows / TILE;
     let tile = workgroup_index(wid, nwg);
     let row0 = (tile % row_tiles) * TILE;
-    let tok0 = (tile / row_tiles) * TILE;
+    let tok0 = (tile / row_tiles) * COOP_TOKENS;
     let stride = row_bytes(p.cols);
-    // What this invocation stages, as matmul_prefill: four rows (tokens) 4·quad .. + 4,
-    // columns 8·part .. + 8 of the chunk.
-    let quad = lid % 16u;
-    let part = lid / 16u;
-    let rows = 32u * (lid / 32u);
+    // This subgroup's rows and tokens, as offsets in the tile; its sums start from the
+    // residual (token-major: column-major in rows × tokens).
+    let rows = 32u * ((lid / 32u) % 2u);
+    let toks = 64u * (lid / 64u);
+    // (A stride read from `p` straight into a cooperative load or store trips naga
+    // 30's SPIR-V writer; a `let` first does not.)
+    let ld = p.out_len;
+    let at = (tok0 + toks) * ld + p.first_row + row0 + rows;
+    let step16 = 16u * ld;
+    // Where each accumulator's 16 × 16 starts: rows 16·i, tokens 16·j further on.
+    let at01 = at + step16;
+    let at02 = at + 2u * step16;
+    let at03 = at + 3u * step16;
+    let at10 = at + 16u;
+    let at11 = at01 + 16u;
+    let at12 = at02 + 16u;
+    let at13 = at03 + 16u;
     var c00 = C32();
     var c01 = C32();
     var c02 = C32();
@@ -42,26 +63,39 @@ fn matmul_prefill_coop(
     var c11 = C32();
     var c12 = C32();
     var c13 = C32();
+    if p.residual == 1u {
+        c00 = residual_tile(at, ld);
+        c01 = residual_tile(at01, ld);
+        c02 = residual_tile(at02, ld);
+        c03 = residual_tile(at03, ld);
+        c10 = residual_tile(at10, ld);
+        c11 = residual_tile(at11, ld);
+        c12 = residual_tile(at12, ld);
+        c13 = residual_tile(at13, ld);
+    }
+    // What this invocation stages: eight columns of row lid / 4, and every column of
+    // token lid (tokens past the last repeat it; only their own sums see them).
+    let w_row = lid / 4u;
+    let w_part = lid % 4u;
+    let w_at = (row0 + w_row) * stride;
+    let x_token = min(tok0 + lid, tokens - 1u);
     for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
-        let g = c0 / 8u + part;
-        let t = tok0 + 4u * quad;
-        let last = tokens - 1u;
-        for (var i = 0u; i < 4u; i++) {
-            let r = row0 + 4u * quad + i;
-            let w = row_part(min(r, p.rows - 1u) * stride, g);
-            for (var k = 0u; k < 8u; k++) {
-                w16[(4u * quad + i) * CHUNK + 8u * part + k] = f16(w[k]);
-                x16[(8u * part + k) * TILE + 4u * quad + i] = f16(x_at(min(t + i, last), c0 + 8u * part + k));
-            }
+        let w = row_part(w_at, c0 / 8u + w_part);
+        for (var k = 0u; k < 8u; k++) {
+            w16[w_row * CHUNK + 8u * w_part + k] = f16(w[k]);
+        }
+        for (var k = 0u; k < CHUNK; k++) {
+            x16[k * COOP_TOKENS + lid] = f16(x_at(x_token, c0 + k));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < CHUNK; kk += 16u) {
             let a0 = coopLoadT<A16>(&w16[rows * CHUNK + kk], CHUNK);
             let a1 = coopLoadT<A16>(&w16[(rows + 16u) * CHUNK + kk], CHUNK);
-            let b0 = coopLoadT<B16>(&x16[kk * TILE], TILE);
-            let b1 = coopLoadT<B16>(&x16[kk * TILE + 16u], TILE);
-            let b2 = coopLoadT<B16>(&x16[kk * TILE + 32u], TILE);
-            let b3 = coopLoadT<B16>(&x16[kk * TILE + 48u], TILE);
+            let b = kk * COOP_TOKENS + toks;
+            let b0 = coopLoadT<B16>(&x16[b], COOP_TOKENS);
+            let b1 = coopLoadT<B16>(&x16[b + 16u], COOP_TOKENS);
+            let b2 = coopLoadT<B16>(&x16[b + 32u], COOP_TOKENS);
+            let b3 = coopLoadT<B16>(&x16[b + 48u], COOP_TOKENS);
             c00 = coopMultiplyAdd(a0, b0, c00);
             c01 = coopMultiplyAdd(a0, b1, c01);
             c02 = coopMultiplyAdd(a0, b2, c02);
@@ -73,19 +107,12 @@ fn matmul_prefill_coop(
         }
         workgroupBarrier();
     }
-    coopStoreT(c00, &sums[rows * TILE], TILE);
-    coopStoreT(c01, &sums[rows * TILE + 16u], TILE);
-    coopStoreT(c02, &sums[rows * TILE + 32u], TILE);
-    coopStoreT(c03, &sums[rows * TILE + 48u], TILE);
-    coopStoreT(c10, &sums[(rows + 16u) * TILE], TILE);
-    coopStoreT(c11, &sums[(rows + 16u) * TILE + 16u], TILE);
-    coopStoreT(c12, &sums[(rows + 16u) * TILE + 32u], TILE);
-    coopStoreT(c13, &sums[(rows + 16u) * TILE + 48u], TILE);
-    workgroupBarrier();
-    // Invocation i stores row i for every token: neighbours write neighbouring columns.
-    for (var j = 0u; j < TILE; j++) {
-        if row0 + lid < p.rows && tok0 + j < tokens {
-            store(tok0 + j, row0 + lid, sums[lid * TILE + j]);
-        }
-    }
+    coopStore(c00, &out[at], ld);
+    coopStore(c01, &out[at01], ld);
+    coopStore(c02, &out[at02], ld);
+    coopStore(c03, &out[at03], ld);
+    coopStore(c10, &out[at10], ld);
+    coopStore(c11, &out[at11], ld);
+    coopStore(c12, &out[at12], ld);
+    coopStore(c13, &out[at13], ld);
 }

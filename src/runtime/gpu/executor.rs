@@ -11,7 +11,7 @@ use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timestamps;
 use super::progress::UploadProgress;
-use super::shaders::{Access, MATMUL_ROWS_PER_GROUP};
+use super::shaders::{Access, COOP_TOKENS, MATMUL_ROWS_PER_GROUP};
 use super::top_k::{TopK, TOP_K_MAX};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
@@ -75,8 +75,12 @@ pub(super) enum Grid {
     /// One workgroup per item: `per_row` items per row.
     Groups { per_row: u32, rows: Rows },
     /// A matmul over `rows` weight rows: one workgroup per few rows with one row of x,
-    /// else one per 64 × 64 tile (`MATMUL_TILE`).
-    Matmul { rows: u32, tokens: Rows },
+    /// else one per tile of 64 rows (`MATMUL_TILE`) by `token_tile` tokens.
+    Matmul {
+        rows: u32,
+        tokens: Rows,
+        token_tile: u32,
+    },
     /// A decode step's attention: one workgroup per query head and run of the keys it
     /// sees (all the context, or the last `window` positions when that is not 0).
     AttentionRuns { heads: u32, window: u32 },
@@ -142,7 +146,7 @@ impl Grid {
 
 const ITEMS_PER_GROUP: u32 = 256;
 /// The prefill matmul's output tile: weight rows × tokens.
-const MATMUL_TILE: u32 = 64;
+pub(super) const MATMUL_TILE: u32 = 64;
 
 /// Where a storage binding's buffer comes from.
 #[derive(Clone)]
@@ -217,11 +221,15 @@ impl Dispatch {
                 (&self.pipeline, items(n))
             }
             Grid::Groups { per_row, rows } => (&self.pipeline, per_row * rows.resolve(tokens)),
-            Grid::Matmul { rows, tokens: x } => match (&self.single_row, x.resolve(tokens)) {
+            Grid::Matmul {
+                rows,
+                tokens: x,
+                token_tile,
+            } => match (&self.single_row, x.resolve(tokens)) {
                 (Some(single), 1) => (single, rows.div_ceil(MATMUL_ROWS_PER_GROUP)),
                 (_, t) => (
                     &self.pipeline,
-                    rows.div_ceil(MATMUL_TILE) * t.div_ceil(MATMUL_TILE),
+                    rows.div_ceil(MATMUL_TILE) * t.div_ceil(token_tile),
                 ),
             },
             Grid::AttentionRuns { heads, window } => {
@@ -354,7 +362,20 @@ impl<'a> GpuExecutor<'a> {
         options: GpuOptions,
     ) -> Result<GpuExecutor<'a>, GpuError> {
         context.check()?;
-        let mut loader = Loader::new(context, gguf, options);
+        // The tensor-core prefill stores whole tiles of tokens: every activation gets
+        // rows for them (those past a step's tokens are never read).
+        let allocated_tokens = match context.has_tensor_cores() {
+            true => options.max_tokens.next_multiple_of(COOP_TOKENS as usize),
+            false => options.max_tokens,
+        };
+        let mut loader = Loader::new(
+            context,
+            gguf,
+            GpuOptions {
+                max_tokens: allocated_tokens,
+                ..options
+            },
+        );
         let names: std::collections::HashSet<&str> = graph
             .schedule()
             .flat_map(|id| graph.node(id).op.weights())

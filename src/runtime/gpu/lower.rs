@@ -9,11 +9,13 @@ use std::rc::Rc;
 
 use super::arena::{ActivationId, Arena, ArenaLayout, Use};
 use super::executor::{
-    Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MAX_ATTENTION_RUNS,
+    Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MATMUL_TILE, MAX_ATTENTION_RUNS,
 };
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
-use super::shaders::{coop_matmul_source, Access, Module, COLS_MULTIPLE, COOP_PREFILL};
+use super::shaders::{
+    coop_matmul_source, Access, Module, COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS,
+};
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
@@ -274,10 +276,23 @@ impl<'a> Loader<'a> {
             Module::Matmul(_) => Some(pipelines.by_entry[PLAIN.entry].clone()),
             _ => None,
         };
-        // The prefill matmul on tensor cores where the device was opened with them.
-        let entry = match pipelines.by_entry.get(COOP_PREFILL) {
-            Some(_) if entry == "matmul_prefill" => COOP_PREFILL,
-            _ => entry,
+        // The prefill matmul on tensor cores where the device was opened with them, for
+        // whole tiles of rows.
+        let (entry, grid) = match (pipelines.by_entry.get(COOP_PREFILL), grid) {
+            (Some(_), Grid::Matmul { rows, tokens, .. })
+                if entry == "matmul_prefill" && rows % MATMUL_TILE == 0 =>
+            {
+                let token_tile = COOP_TOKENS;
+                (
+                    COOP_PREFILL,
+                    Grid::Matmul {
+                        rows,
+                        tokens,
+                        token_tile,
+                    },
+                )
+            }
+            _ => (entry, grid),
         };
         let dispatch = Dispatch {
             label: label.to_string(),
@@ -1028,6 +1043,7 @@ impl NodeLowering<'_> {
             let grid = Grid::Matmul {
                 rows: part.rows as u32,
                 tokens: rows,
+                token_tile: MATMUL_TILE,
             };
             let sources = vec![
                 Source::Buffer(part.buffer.clone()),

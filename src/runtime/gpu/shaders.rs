@@ -271,6 +271,9 @@ fn quant(ty: GgmlType) -> &'static [&'static str] {
 /// The entry point of the prefill matmul on cooperative matrices (wgsl/matmul_coop.wgsl).
 pub const COOP_PREFILL: &str = "matmul_prefill_coop";
 
+/// Tokens of its output tile (`COOP_TOKENS` there); its rows are whole tiles of 64.
+pub const COOP_TOKENS: u32 = 256;
+
 /// The tensor-core matmul module: a matmul module's `source` with the prefill kernel on
 /// cooperative matrices after it, and the `enable` directives it needs before it.
 pub fn coop_matmul_source(source: &str) -> String {
