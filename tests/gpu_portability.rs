@@ -1,10 +1,13 @@
 //! Every WGSL module the GPU executor can build (every kernel family, every weight
 //! type) passes naga's validation with the capabilities wgpu grants everywhere, and
-//! translates to MSL (with real bindings), SPIR-V and HLSL. No GPU needed.
+//! translates to MSL (with real bindings), SPIR-V and HLSL; the tensor-core matmuls,
+//! which only Vulkan adapters with cooperative matrices build, to SPIR-V. No GPU
+//! needed.
 
 use naga::back::msl;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use rustorch::runtime::gpu::Module;
+use rustorch::gguf::GgmlType;
+use rustorch::runtime::gpu::{coop_matmul_source, Module, COOP_PREFILL};
 
 fn parse_and_validate(module: Module) -> (naga::Module, naga::valid::ModuleInfo) {
     let source = module.source();
@@ -97,5 +100,35 @@ fn every_module_validates_and_translates() {
             .write(&parsed, &info, None)
             .unwrap_or_else(|e| panic!("{}: HLSL: {e}", module.name()));
         assert!(hlsl.contains("numthreads"), "{}", module.name());
+    }
+}
+
+#[test]
+fn tensor_core_matmuls_validate_and_translate_to_spirv() {
+    let caps = Capabilities::default()
+        | Capabilities::SHADER_FLOAT16_IN_FLOAT32
+        | Capabilities::SHADER_FLOAT16
+        | Capabilities::COOPERATIVE_MATRIX;
+    for ty in GgmlType::ALL {
+        let module = Module::Matmul(ty);
+        let source = coop_matmul_source(&module.source());
+        let parsed = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
+            panic!(
+                "{} on tensor cores: {}",
+                module.name(),
+                e.emit_to_string(&source)
+            );
+        });
+        assert!(
+            parsed.entry_points.iter().any(|e| e.name == COOP_PREFILL),
+            "{}: no {COOP_PREFILL}",
+            module.name()
+        );
+        let info = Validator::new(ValidationFlags::all(), caps)
+            .validate(&parsed)
+            .unwrap_or_else(|e| panic!("{}: {}", module.name(), e.emit_to_string(&source)));
+        let spirv = naga::back::spv::write_vec(&parsed, &info, &Default::default(), None)
+            .unwrap_or_else(|e| panic!("{} on tensor cores: SPIR-V: {e}", module.name()));
+        assert_eq!(spirv[0], 0x0723_0203, "{}: SPIR-V magic", module.name());
     }
 }

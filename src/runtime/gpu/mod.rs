@@ -30,5 +30,7 @@ pub use executor::{GpuExecutor, GpuOptions};
 pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
-pub use shaders::{Access, Module, MATMUL_ROWS_PER_GROUP, WGSL_DIR_VARIABLE};
+pub use shaders::{
+    coop_matmul_source, Access, Module, COOP_PREFILL, MATMUL_ROWS_PER_GROUP, WGSL_DIR_VARIABLE,
+};
 pub use top_k::TOP_K_MAX;
