@@ -285,6 +285,13 @@ fn store_block(acc: mat4x4<f32>, row: u32, t: u32, tokens: u32) {
     }
 }
 
+// The first row and token of prefill workgroup `tile`'s output tile, TILE rows by
+// `tokens` tokens (tiles run along the rows first).
+fn tile_origin(tile: u32, tokens: u32) -> vec2<u32> {
+    let row_tiles = (p.rows + TILE - 1u) / TILE;
+    return vec2<u32>((tile % row_tiles) * TILE, (tile / row_tiles) * tokens);
+}
+
 @compute @workgroup_size(64)
 fn matmul_prefill(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -292,10 +299,9 @@ fn matmul_prefill(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let tokens = row_count(p.fixed_tokens);
-    let row_tiles = (p.rows + TILE - 1u) / TILE;
-    let tile = workgroup_index(wid, nwg);
-    let row0 = (tile % row_tiles) * TILE;
-    let tok0 = (tile / row_tiles) * TILE;
+    let origin = tile_origin(workgroup_index(wid, nwg), TILE);
+    let row0 = origin.x;
+    let tok0 = origin.y;
     let stride = row_bytes(p.cols);
     // What this invocation stages: four rows (tokens) 4·quad .. + 4, columns
     // 8·part .. + 8 of the chunk.

@@ -33,10 +33,9 @@ fn matmul_prefill_coop(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let tokens = row_count(p.fixed_tokens);
-    let row_tiles = p.rows / TILE;
-    let tile = workgroup_index(wid, nwg);
-    let row0 = (tile % row_tiles) * TILE;
-    let tok0 = (tile / row_tiles) * COOP_TOKENS;
+    let origin = tile_origin(workgroup_index(wid, nwg), COOP_TOKENS);
+    let row0 = origin.x;
+    let tok0 = origin.y;
     let stride = row_bytes(p.cols);
     // This subgroup's rows and tokens, as offsets in the tile; its sums start from the
     // residual (token-major: column-major in rows × tokens).

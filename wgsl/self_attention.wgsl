@@ -132,8 +132,7 @@ fn values4(j: u32, kvh: u32, lid: u32, decode: bool) -> vec4<f32> {
         let row = vec4<f32>(v[base + 2u * a], v[base + 2u * a + 1u], v[base + 2u * b], v[base + 2u * b + 1u]);
         values = as_stored4(row);
     }
-    let inside = own_pairs(lid);
-    return select(vec4<f32>(), values, vec4<bool>(inside.x, inside.x, inside.y, inside.y));
+    return select(vec4<f32>(), values, own_inside(lid));
 }
 
 // Keys a workgroup scores at once (one per invocation).
@@ -222,21 +221,25 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32, decode: bool) -> Run {
     return Run(m, sum, acc);
 }
 
-// Which of an invocation's value pairs (2·lid, then 2·lid + 128) lie inside the head.
-fn own_pairs(lid: u32) -> vec2<bool> {
-    return vec2<bool>(2u * lid < p.head_dim, 2u * (lid + BLOCK) < p.head_dim);
+// Where an invocation's four values (see `values4`: value pairs lid and lid + 64) lie
+// in a head's row, and which of them lie inside the head: the one layout of `out` and
+// of a run's values in `runs`.
+fn own_values(lid: u32) -> vec4<u32> {
+    return vec4<u32>(2u * lid, 2u * lid + 1u, 2u * (lid + BLOCK), 2u * (lid + BLOCK) + 1u);
+}
+
+fn own_inside(lid: u32) -> vec4<bool> {
+    return own_values(lid) < vec4<u32>(p.head_dim);
 }
 
 // Writes an invocation's four values of a head's row starting at `row` in `out`.
 fn write_out(row: u32, values: vec4<f32>, lid: u32) {
-    let inside = own_pairs(lid);
-    if inside.x {
-        out[row + 2u * lid] = values.x;
-        out[row + 2u * lid + 1u] = values.y;
-    }
-    if inside.y {
-        out[row + 2u * (lid + BLOCK)] = values.z;
-        out[row + 2u * (lid + BLOCK) + 1u] = values.w;
+    let at = vec4<u32>(row) + own_values(lid);
+    let inside = own_inside(lid);
+    for (var i = 0u; i < 4u; i++) {
+        if inside[i] {
+            out[at[i]] = values[i];
+        }
     }
 }
 
@@ -318,15 +321,12 @@ fn attention_split(
         runs[run_stats(h, r)] = run.m;
         runs[run_stats(h, r) + 1u] = run.sum;
     }
-    let at = run_values(h, r);
-    let inside = own_pairs(lid);
-    if inside.x {
-        runs[at + 2u * lid] = run.acc.x;
-        runs[at + 2u * lid + 1u] = run.acc.y;
-    }
-    if inside.y {
-        runs[at + 2u * (lid + BLOCK)] = run.acc.z;
-        runs[at + 2u * (lid + BLOCK) + 1u] = run.acc.w;
+    let at = vec4<u32>(run_values(h, r)) + own_values(lid);
+    let inside = own_inside(lid);
+    for (var i = 0u; i < 4u; i++) {
+        if inside[i] {
+            runs[at[i]] = run.acc[i];
+        }
     }
 }
 
@@ -351,19 +351,16 @@ fn attention_combine(
     }
     var sum = 0.0;
     var acc = vec4<f32>();
-    let inside = own_pairs(lid);
+    let inside = own_inside(lid);
     for (var r = 0u; r < count; r++) {
         let scale = exp(runs[run_stats(h, r)] - m);
         sum += scale * runs[run_stats(h, r) + 1u];
-        let at = run_values(h, r);
+        let at = vec4<u32>(run_values(h, r)) + own_values(lid);
         var values = vec4<f32>();
-        if inside.x {
-            values.x = runs[at + 2u * lid];
-            values.y = runs[at + 2u * lid + 1u];
-        }
-        if inside.y {
-            values.z = runs[at + 2u * (lid + BLOCK)];
-            values.w = runs[at + 2u * (lid + BLOCK) + 1u];
+        for (var i = 0u; i < 4u; i++) {
+            if inside[i] {
+                values[i] = runs[at[i]];
+            }
         }
         acc += scale * values;
     }
