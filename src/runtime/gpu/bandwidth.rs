@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::executor::{grid_2d, ModulePipelines};
+use super::executor::{bind_in_order, grid_2d, ModulePipelines};
 use super::shaders::Module;
 use super::{GpuContext, GpuError};
 
@@ -76,19 +76,9 @@ pub fn copy_bandwidth(context: &GpuContext) -> Result<CopyBandwidth, GpuError> {
     );
     // Back and forth, so that each copy waits for the one before.
     let bind_groups = [0, 1].map(|i| {
-        let entries: Vec<wgpu::BindGroupEntry> = [&step, &params, &buffers[i], &buffers[1 - i]]
-            .iter()
-            .enumerate()
-            .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                binding: binding as u32,
-                resource: buffer.as_entire_binding(),
-            })
-            .collect();
-        device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("copy bandwidth"),
-            layout: &pipelines.layout,
-            entries: &entries,
-        })
+        let resources =
+            [&step, &params, &buffers[i], &buffers[1 - i]].map(|b| b.as_entire_binding());
+        bind_in_order(device, "copy bandwidth", &pipelines.layout, resources)
     });
     let (x, y) = grid_2d(
         (bytes / 16).div_ceil(256) as u32,

@@ -282,6 +282,28 @@ pub(super) struct ModulePipelines {
     pub by_entry: HashMap<&'static str, wgpu::ComputePipeline>,
 }
 
+/// A bind group of `resources` at bindings 0, 1, … in order.
+pub(super) fn bind_in_order<'a>(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    resources: impl IntoIterator<Item = wgpu::BindingResource<'a>>,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, resource)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource,
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
 static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(0);
 
 /// A graph bound to the weights of one GGUF file, on one device.
@@ -321,36 +343,20 @@ fn bind_group(device: &wgpu::Device, dispatch: &Dispatch, b: &Bindings) -> wgpu:
         arena,
         caches,
     } = b;
-    let mut entries = vec![
-        wgpu::BindGroupEntry {
-            binding: 0,
-            resource: step.as_entire_binding(),
-        },
-        wgpu::BindGroupEntry {
-            binding: 1,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: params,
-                offset: dispatch.params_offset,
-                size: wgpu::BufferSize::new(Params::BYTES as u64),
-            }),
-        },
-    ];
-    for (i, source) in dispatch.sources.iter().enumerate() {
-        let resource = match source {
-            Source::Buffer(b) => b.as_entire_binding(),
-            Source::Activation(a) => arena.binding(*a),
-            Source::Cache(c) => caches[*c].as_entire_binding(),
-        };
-        entries.push(wgpu::BindGroupEntry {
-            binding: 2 + i as u32,
-            resource,
-        });
-    }
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(&dispatch.label),
-        layout: &dispatch.layout,
-        entries: &entries,
-    })
+    let params = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: params,
+        offset: dispatch.params_offset,
+        size: wgpu::BufferSize::new(Params::BYTES as u64),
+    });
+    let sources = dispatch.sources.iter().map(|source| match source {
+        Source::Buffer(b) => b.as_entire_binding(),
+        Source::Activation(a) => arena.binding(*a),
+        Source::Cache(c) => caches[*c].as_entire_binding(),
+    });
+    let resources = [step.as_entire_binding(), params]
+        .into_iter()
+        .chain(sources);
+    bind_in_order(device, &dispatch.label, &dispatch.layout, resources)
 }
 
 impl<'a> GpuExecutor<'a> {

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::executor::{grid_2d, ModulePipelines, Params};
+use super::executor::{bind_in_order, grid_2d, ModulePipelines, Params};
 use super::lower::{ring_slots, rope_mode};
 use super::shaders::Module;
 use super::{GpuContext, GpuError, GpuKvCache};
@@ -103,18 +103,8 @@ pub(super) fn discard(
         // A rotation's inverse frequencies; a value cache binds a placeholder.
         let table = cache.rotary.map_or(vec![0.0f32; 4], |r| r.inv_freq());
         let inv_freq = buffer_of(bytemuck::cast_slice(&table), wgpu::BufferUsages::STORAGE);
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("kv shift"),
-            layout: &pipelines.layout,
-            entries: &[step, &params, &moved, buffer, &inv_freq]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect::<Vec<_>>(),
-        });
+        let resources = [step, &params, &moved, buffer, &inv_freq].map(|b| b.as_entire_binding());
+        let bind_group = bind_in_order(device, "kv shift", &pipelines.layout, resources);
         encoder.copy_buffer_to_buffer(buffer, 0, &moved, 0, buffer.size());
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("kv shift"),

@@ -2,7 +2,7 @@
 //! sampling reads back k (token, logit) pairs instead of the vocabulary's logits, and
 //! greedy decoding (k = 1) reads back 4 bytes.
 
-use super::executor::{grid_2d, ModulePipelines};
+use super::executor::{bind_in_order, grid_2d, ModulePipelines};
 use super::shaders::Module;
 use super::{GpuContext, GpuError};
 use crate::runtime::Candidate;
@@ -72,18 +72,7 @@ impl TopK {
             chunk_best.as_entire_binding(),
             best.as_entire_binding(),
         ];
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("top-k"),
-            layout: &pipelines.layout,
-            entries: &resources
-                .into_iter()
-                .enumerate()
-                .map(|(i, resource)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource,
-                })
-                .collect::<Vec<_>>(),
-        });
+        let bind_group = bind_in_order(device, "top-k", &pipelines.layout, resources);
         let bytes = [&chunk_best, &best, &readback, &params]
             .iter()
             .map(|b| b.size())
