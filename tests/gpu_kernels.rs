@@ -126,6 +126,9 @@ impl Net {
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let mut cpu_kv = KvCache::new(&self.graph, capacity, self.kv_type);
+        if self.tensor_cores {
+            assert!(gpu.runs_on_tensor_cores(), "{what}: not on tensor cores");
+        }
         if self.folded {
             assert_eq!(
                 gpu.dispatch_count(1, 0) + 1,
@@ -203,13 +206,14 @@ fn matmul_prefill_of_every_type() {
 }
 
 /// The prefill matmul on tensor cores (`matmul_prefill_coop`), where the adapter has
-/// them: 300 tokens (a whole tile of 256, then a partial one) and 3, with and without
-/// a residual.
+/// them: steps of 512 tokens (two whole tiles), 100 (a partial one) and 3, with and
+/// without a residual.
 #[test]
 fn matmul_prefill_on_tensor_cores() {
     let mut rng = rng("matmul_prefill_on_tensor_cores");
-    let long: Vec<u32> = (0..300).map(|i| i % CONTEXT as u32).collect();
-    let steps: &[&[u32]] = &[&long, &[5, 6, 7]];
+    let tokens = |n: u32| -> Vec<u32> { (0..n).map(|i| i % CONTEXT as u32).collect() };
+    let (long, short) = (tokens(512), tokens(100));
+    let steps: &[&[u32]] = &[&long, &short, &[5, 6, 7]];
     let (n_rows, cols) = (128, 512);
     for ty in [
         GgmlType::Q4_0,
@@ -220,7 +224,7 @@ fn matmul_prefill_on_tensor_cores() {
     ] {
         let mut net = Net::new();
         net.tensor_cores = true;
-        net.capacity = 512;
+        net.capacity = 640;
         let x = net.input("x", cols, &mut rng);
         let residual = net.input("residual", n_rows, &mut rng);
         let weight = net.weight(Tensor::random("w", ty, n_rows, cols, &mut rng));
@@ -238,7 +242,7 @@ fn matmul_prefill_on_tensor_cores() {
     }
     let mut net = Net::new();
     net.tensor_cores = true;
-    net.capacity = 512;
+    net.capacity = 640;
     let x = net.input("x", cols, &mut rng);
     let weight = net.weight(Tensor::random("w", GgmlType::Q4K, n_rows, cols, &mut rng));
     let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
@@ -739,15 +743,20 @@ fn fused_attention_over_steps() {
 }
 
 /// A decode step's attention splits the keys into runs and combines them: after a
-/// prefill of 150 tokens (three runs of 64 keys), with and without a window; and after
-/// 4200 positions (33 runs of 128; the positions before the steps are zero in both
-/// caches, so their runs weigh in with zero scores and zero values).
+/// prefill of 150 tokens (three runs of 64 keys), without a window and with one of 140
+/// (three runs) or 100 (one run, no combine) over a ring cache; and after 4200
+/// positions (33 runs of 128; the positions before the steps are zero in both caches,
+/// so their runs weigh in with zero scores and zero values).
 #[test]
 fn split_decode_attention_over_long_contexts() {
     let mut rng = rng("split_decode_attention_over_long_contexts");
     let prefill: Vec<u32> = (0..150).map(|i| i % CONTEXT as u32).collect();
     let long: &[&[u32]] = &[&prefill, &[7], &[8], &[9]];
-    for (window, kv_type) in [(None, KvType::F16), (Some(100), KvType::F32)] {
+    for (window, kv_type) in [
+        (None, KvType::F16),
+        (Some(140), KvType::F32),
+        (Some(100), KvType::F16),
+    ] {
         let (mut net, out) = attention_net(80, window, kv_type, None, &mut rng);
         net.capacity = 160;
         net.check(out, long, &format!("split attention, window {window:?}"));

@@ -17,6 +17,9 @@ const COOP_TOKENS: u32 = 256u;
 var<workgroup> w16: array<f16, 2048>;
 var<workgroup> x16: array<f16, 8192>;
 
+// Activations beyond f16's range saturate there rather than turn infinite.
+const F16_MAX: f32 = 65504.0;
+
 alias A16 = coop_mat16x16<f16, A>;
 alias B16 = coop_mat16x16<f16, B>;
 alias C32 = coop_mat16x16<f32, C>;
@@ -84,7 +87,7 @@ fn matmul_prefill_coop(
             w16[w_row * CHUNK + 8u * w_part + k] = f16(w[k]);
         }
         for (var k = 0u; k < CHUNK; k++) {
-            x16[k * COOP_TOKENS + lid] = f16(x_at(x_token, c0 + k));
+            x16[k * COOP_TOKENS + lid] = f16(clamp(x_at(x_token, c0 + k), -F16_MAX, F16_MAX));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < CHUNK; kk += 16u) {

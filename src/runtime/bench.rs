@@ -149,7 +149,7 @@ fn gpu_figures(
     Ok(Some(GpuFigures {
         dispatches_per_token: executor.dispatch_count(1, depth),
         weight_bytes_per_token,
-        tensor_cores: executor.context().has_tensor_cores(),
+        tensor_cores: executor.runs_on_tensor_cores(),
         tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
         copy,
         copy_definition: COPY_DEFINITION,

@@ -11,7 +11,7 @@ use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timestamps;
 use super::progress::UploadProgress;
-use super::shaders::{Access, COOP_TOKENS, MATMUL_ROWS_PER_GROUP};
+use super::shaders::{Access, COOP_PREFILL, MATMUL_ROWS_PER_GROUP};
 use super::top_k::{TopK, TOP_K_MAX};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
@@ -104,7 +104,7 @@ pub(super) fn attention_run_len(keys: u32) -> u32 {
 
 /// Blocks of keys that one run takes whole, so that short contexts need no combine
 /// dispatch (`ONE_RUN_BLOCKS` in wgsl/self_attention.wgsl).
-const ONE_RUN_BLOCKS: u32 = 2;
+pub(super) const ONE_RUN_BLOCKS: u32 = 2;
 
 /// The runs of a decode step's attention over `context` positions (the last `window`
 /// of them when that is not 0).
@@ -161,6 +161,8 @@ pub(super) enum Source {
 
 pub(super) struct Dispatch {
     pub label: String,
+    /// The kernel of a step of several rows: its entry point and pipeline.
+    pub entry: &'static str,
     pub pipeline: wgpu::ComputePipeline,
     /// Matmuls: the kernel for a single row of x.
     pub single_row: Option<wgpu::ComputePipeline>,
@@ -368,20 +370,7 @@ impl<'a> GpuExecutor<'a> {
         options: GpuOptions,
     ) -> Result<GpuExecutor<'a>, GpuError> {
         context.check()?;
-        // The tensor-core prefill stores whole tiles of tokens: every activation gets
-        // rows for them (those past a step's tokens are never read).
-        let allocated_tokens = match context.has_tensor_cores() {
-            true => options.max_tokens.next_multiple_of(COOP_TOKENS as usize),
-            false => options.max_tokens,
-        };
-        let mut loader = Loader::new(
-            context,
-            gguf,
-            GpuOptions {
-                max_tokens: allocated_tokens,
-                ..options
-            },
-        );
+        let mut loader = Loader::new(context, gguf, options);
         let names: std::collections::HashSet<&str> = graph
             .schedule()
             .flat_map(|id| graph.node(id).op.weights())
@@ -490,6 +479,11 @@ impl<'a> GpuExecutor<'a> {
             readback,
             top_k,
         })
+    }
+
+    /// Whether the prefill matmuls run on tensor cores (`matmul_prefill_coop`).
+    pub fn runs_on_tensor_cores(&self) -> bool {
+        self.dispatches.iter().any(|d| d.entry == COOP_PREFILL)
     }
 
     /// Dispatches a step of `tokens` tokens after `past` runs (the top-k after it not

@@ -102,3 +102,92 @@ fn rotations(epilogue: &[Epilogue], parts: &[(usize, usize)]) -> Option<DecodeFo
         rope_table: rope.inv_freq(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgmlType;
+    use crate::graph::{Cols, Weight};
+    use crate::model::RopeMode;
+
+    fn rope(mode: RopeMode, n_rot: usize, base: f32) -> Rope {
+        Rope {
+            mode,
+            head_dim: 32,
+            n_rot,
+            base,
+            freq_scale: 1.0,
+        }
+    }
+
+    fn rotation(start: usize, len: usize, rope: Rope) -> Epilogue {
+        Epilogue::Rope {
+            cols: Cols { start, len },
+            rope,
+        }
+    }
+
+    /// Q (two heads) and K (one head) side by side, V after them.
+    fn q_and_k(mode: RopeMode, n_rot: usize) -> Vec<Epilogue> {
+        let r = rope(mode, n_rot, 10_000.0);
+        vec![rotation(0, 64, r), rotation(64, 32, r)]
+    }
+
+    const QKV_PARTS: [(usize, usize); 2] = [(0, 96), (96, 32)];
+
+    #[test]
+    fn rotations_of_one_kind_over_whole_heads_fold() {
+        let adjacent = decode_fold(&q_and_k(RopeMode::Adjacent, 16), 128, &QKV_PARTS).unwrap();
+        assert_eq!(adjacent.entry, "matmul_decode_rope");
+        assert_eq!(adjacent.words[..3], [2, 0, 96]);
+        assert_eq!(adjacent.rope_table.len(), 8);
+        let halves = decode_fold(&q_and_k(RopeMode::Halves, 32), 128, &QKV_PARTS).unwrap();
+        assert_eq!(halves.words[..3], [16, 0, 96]);
+    }
+
+    #[test]
+    fn rotations_that_do_not_pair_inside_a_workgroup_stay_in_the_epilogue() {
+        // Halves of a partial rotation pair rows that are not a head apart.
+        assert!(decode_fold(&q_and_k(RopeMode::Halves, 16), 128, &QKV_PARTS).is_none());
+        // A part that does not start on a head.
+        assert!(decode_fold(&q_and_k(RopeMode::Halves, 32), 128, &[(0, 48), (48, 80)]).is_none());
+        // Rotations of two kinds, or with a gap between them.
+        let (a, b) = (
+            rope(RopeMode::Adjacent, 32, 10_000.0),
+            rope(RopeMode::Adjacent, 32, 1e6),
+        );
+        let mixed = [rotation(0, 64, a), rotation(64, 32, b)];
+        assert!(decode_fold(&mixed, 128, &QKV_PARTS).is_none());
+        let gap = [rotation(0, 32, a), rotation(64, 32, a)];
+        assert!(decode_fold(&gap, 128, &QKV_PARTS).is_none());
+        // A per-head norm before the rotation couples a whole head.
+        let norm = Epilogue::Norm {
+            cols: Cols { start: 0, len: 64 },
+            eps: 1e-6,
+            group: 32,
+            weight: Weight {
+                name: "q_norm".into(),
+                ty: GgmlType::F32,
+                rows: 1,
+                cols: 32,
+            },
+        };
+        let normed = [norm, rotation(0, 64, a)];
+        assert!(decode_fold(&normed, 128, &QKV_PARTS).is_none());
+    }
+
+    #[test]
+    fn the_gated_activation_folds_only_with_gate_and_up_in_one_dispatch() {
+        let silu = [Epilogue::Gated {
+            act: Activation::Silu,
+        }];
+        let one = decode_fold(&silu, 192, &[(0, 192)]).unwrap();
+        assert_eq!(one.entry, "matmul_decode_gated");
+        assert_eq!(one.words[0], 96);
+        assert!(decode_fold(&silu, 192, &[(0, 96), (96, 96)]).is_none());
+        // An odd number of gate rows leaves a workgroup's pair straddling gate and up.
+        assert!(decode_fold(&silu, 190, &[(0, 190)]).is_none());
+        let with_residual = [silu[0].clone(), Epilogue::Residual];
+        assert!(decode_fold(&with_residual, 192, &[(0, 192)]).is_none());
+    }
+}

@@ -271,16 +271,22 @@ impl<'a> Loader<'a> {
         sources: Vec<Source>,
     ) -> Result<(), GpuError> {
         let params_offset = self.add_params(params);
+        let whole_token_tiles = self.options.max_tokens.is_multiple_of(COOP_TOKENS as usize);
         let pipelines = self.pipelines(module)?;
         let single_row = match module {
             Module::Matmul(_) => Some(pipelines.by_entry[PLAIN.entry].clone()),
             _ => None,
         };
-        // The prefill matmul on tensor cores where the device was opened with them, for
-        // whole tiles of rows.
+        // The prefill matmul on tensor cores where the device was opened with them: it
+        // stores whole tiles, so only where the output's rows are whole tiles of 64 and
+        // its tokens whole tiles of COOP_TOKENS at the most tokens a step takes (the
+        // rows past a step's tokens are never read).
         let (entry, grid) = match (pipelines.by_entry.get(COOP_PREFILL), grid) {
             (Some(_), Grid::Matmul { rows, tokens, .. })
-                if entry == "matmul_prefill" && rows % MATMUL_TILE == 0 =>
+                if entry == "matmul_prefill"
+                    && rows % MATMUL_TILE == 0
+                    && matches!(tokens, Rows::Tokens)
+                    && whole_token_tiles =>
             {
                 let token_tile = COOP_TOKENS;
                 (
@@ -296,6 +302,7 @@ impl<'a> Loader<'a> {
         };
         let dispatch = Dispatch {
             label: label.to_string(),
+            entry,
             pipeline: pipelines.by_entry[entry].clone(),
             single_row,
             grid,
@@ -449,7 +456,7 @@ impl ModulePipelines {
                     .collect();
                 // The tensor-core prefill, built on the same layout so that it takes the
                 // matmul's bind groups.
-                if let (Some(coop), true) = (&coop_source, context.has_tensor_cores()) {
+                if let Some(coop) = &coop_source {
                     let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(&module.name()),
                         source: wgpu::ShaderSource::Wgsl(coop.as_str().into()),
@@ -951,6 +958,8 @@ impl NodeLowering<'_> {
     /// else): the prologue's `rms_norm_mul` dispatch, then one matmul dispatch per run
     /// of same-typed weights (per part of its buffer), then the epilogue dispatch,
     /// unless the epilogue is only the residual add, which the matmul does as it stores.
+    /// The decode kernel applies the prologue itself, and the epilogue where
+    /// [`fold::decode_fold`] says it can; those dispatches then run only in longer steps.
     fn linear(
         &self,
         weights: &[Weight],
@@ -1017,7 +1026,7 @@ impl NodeLowering<'_> {
         } else {
             fold::decode_fold(epilogue, raw_len, &parts)
         };
-        let epilogue_folded = fold.is_some();
+        let decode_needs_no_epilogue = fold.is_some();
         let decode = fold.unwrap_or(PLAIN);
         let rope_table = if decode.rope_table.is_empty() {
             l.unused()
@@ -1069,7 +1078,7 @@ impl NodeLowering<'_> {
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
         if !epilogue.is_empty() && !inline_residual {
             self.epilogue(epilogue, rows, raw_len as u32, out, l)?;
-            if epilogue_folded {
+            if decode_needs_no_epilogue {
                 // The decode kernel applied it as it stored.
                 l.runs_in(Steps::SeveralRows);
             }

@@ -288,3 +288,43 @@ pub fn coop_matmul_source(source: &str) -> String {
 /// Row lengths the weight kernels accept: multiples of the prefill matmul's chunk of 32
 /// columns (every quantised row is one, its blocks being 32 or 256 weights).
 pub const COLS_MULTIPLE: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::gpu::{executor, top_k};
+
+    /// The value of WGSL constant `name` in `module`'s source, as naga folds it.
+    fn wgsl_const(source: &str, name: &str) -> u32 {
+        let module = naga::front::wgsl::parse_str(source).expect("the module parses");
+        let (_, constant) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no constant {name}"));
+        match module.global_expressions[constant.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    /// Each constant that a kernel and the executor both need has one value on both sides.
+    #[test]
+    fn the_wgsl_and_rust_copies_of_a_constant_agree() {
+        let attention = Module::SelfAttention(KvType::F16).source();
+        assert_eq!(
+            wgsl_const(&attention, "MAX_RUNS"),
+            executor::MAX_ATTENTION_RUNS as u32
+        );
+        assert_eq!(
+            wgsl_const(&attention, "ONE_RUN_BLOCKS"),
+            executor::ONE_RUN_BLOCKS
+        );
+        let top_k = Module::TopK.source();
+        assert_eq!(wgsl_const(&top_k, "TOP_K_MAX"), top_k::TOP_K_MAX as u32);
+        assert_eq!(wgsl_const(&top_k, "CHUNK"), top_k::CHUNK);
+        let coop = coop_matmul_source(&Module::Matmul(GgmlType::Q4K).source());
+        assert_eq!(wgsl_const(&coop, "COOP_TOKENS"), COOP_TOKENS);
+        assert_eq!(wgsl_const(&coop, "TILE"), executor::MATMUL_TILE);
+    }
+}

@@ -10,7 +10,7 @@ use crate::runtime::Candidate;
 /// The most candidates one step can ask for (`TOP_K_MAX` in wgsl/top_k.wgsl).
 pub const TOP_K_MAX: usize = 128;
 /// Logits each workgroup of the first dispatch takes (`CHUNK` in wgsl/top_k.wgsl).
-const CHUNK: u32 = 1024;
+pub(super) const CHUNK: u32 = 1024;
 /// Bytes of one candidate: its token, then its logit.
 const CANDIDATE_BYTES: u64 = 8;
 
