@@ -483,9 +483,9 @@ fn linear_qkv_case(first_position: usize, rng: &mut SplitMix64) {
     );
 }
 
-/// Epilogues the decode matmul applies as it stores: rotations of Q and K over
-/// adjacent pairs (all of a head, or half of it) and over halves, with V beside them in
-/// another type; the gated activation of gate and up side by side.
+/// Rotations the decode matmul applies as it stores: of Q and K over adjacent pairs
+/// (all of a head, or half of it) and over halves, with V beside them in another type.
+/// (The gated activation it folds is in `linear_gated_and_residual`.)
 #[test]
 fn linear_epilogues_folded_into_decode() {
     let mut rng = rng("linear_epilogues_folded_into_decode");
@@ -529,58 +529,44 @@ fn linear_epilogues_folded_into_decode() {
             );
         }
     }
-    let (n_cols, n_ff) = (128, 96);
-    for act in [Activation::Silu, Activation::GeluTanh] {
-        let mut net = Net::new();
-        net.folded = true;
-        let x = net.input("x", n_cols, &mut rng);
-        let weights = vec![
-            net.weight(Tensor::random(
-                "gate",
-                GgmlType::Q4_0,
-                n_ff,
-                n_cols,
-                &mut rng,
-            )),
-            net.weight(Tensor::random("up", GgmlType::Q4_0, n_ff, n_cols, &mut rng)),
-        ];
-        let op = Op::Linear {
-            weights,
-            prologue: None,
-            epilogue: vec![Epilogue::Gated { act }],
-        };
-        let out = net.op(op, rows(n_ff), &[x]);
-        net.check(out, STEPS, &format!("linear gated {act:?}"));
-    }
 }
 
-/// Gate and up side by side, the gated activation, then the residual add; and a
-/// linear whose only epilogue is the residual (which the matmul adds as it stores).
+/// Gate and up side by side and the gated activation, alone (which the decode matmul
+/// folds) or then the residual add (which it leaves to the epilogue); and a linear
+/// whose only epilogue is the residual (which the matmul adds as it stores).
 #[test]
 fn linear_gated_and_residual() {
     let mut rng = rng("linear_gated_and_residual");
     let (n_cols, n_ff) = (128, 96);
     for act in [Activation::Silu, Activation::GeluTanh] {
-        let mut net = Net::new();
-        let x = net.input("x", n_cols, &mut rng);
-        let residual = net.input("residual", n_ff, &mut rng);
-        let weights = vec![
-            net.weight(Tensor::random(
-                "gate",
-                GgmlType::Q8_0,
-                n_ff,
-                n_cols,
-                &mut rng,
-            )),
-            net.weight(Tensor::random("up", GgmlType::Q8_0, n_ff, n_cols, &mut rng)),
-        ];
-        let op = Op::Linear {
-            weights,
-            prologue: None,
-            epilogue: vec![Epilogue::Gated { act }, Epilogue::Residual],
-        };
-        let out = net.op(op, rows(n_ff), &[x, residual]);
-        net.check(out, STEPS, &format!("linear gated {act:?} + residual"));
+        for with_residual in [false, true] {
+            let mut net = Net::new();
+            net.folded = !with_residual;
+            let x = net.input("x", n_cols, &mut rng);
+            let residual = net.input("residual", n_ff, &mut rng);
+            let weights = ["gate", "up"]
+                .map(|name| {
+                    net.weight(Tensor::random(name, GgmlType::Q8_0, n_ff, n_cols, &mut rng))
+                })
+                .to_vec();
+            let mut epilogue = vec![Epilogue::Gated { act }];
+            let mut inputs = vec![x];
+            if with_residual {
+                epilogue.push(Epilogue::Residual);
+                inputs.push(residual);
+            }
+            let op = Op::Linear {
+                weights,
+                prologue: None,
+                epilogue,
+            };
+            let out = net.op(op, rows(n_ff), &inputs);
+            net.check(
+                out,
+                STEPS,
+                &format!("linear gated {act:?}, residual {with_residual}"),
+            );
+        }
     }
     let mut net = Net::new();
     let x = net.input("x", n_cols, &mut rng);
