@@ -1,7 +1,10 @@
 //! Weights on the device, as they are in the GGUF: each tensor goes from the memory map
-//! straight into buffers mapped at creation — same-typed tensors one linear reads side
+//! straight into buffers mapped at creation (on every core) — same-typed tensors one linear reads side
 //! by side in one — split by rows into several buffers when larger than one storage
 //! binding may be.
+
+use rayon::prelude::*;
+use wgpu::WriteOnly;
 
 use super::GpuError;
 use crate::compiler::layout::{device_block_bytes, repack_into, Target};
@@ -104,12 +107,14 @@ impl RowLayout {
     }
 }
 
-/// Rows staged per copy when blocks are padded (a few MiB: the padding is written
-/// through a small buffer, never a copy of the model).
-const STAGED_BYTES: usize = 4 << 20;
+/// Bytes of the file one copy task takes (whole rows, at least one): enough to amortise
+/// the task, few enough that a tensor spreads over every core. One thread alone copies
+/// from the page cache at a fraction of memory bandwidth, and a 7B model's load is
+/// mostly this copy.
+const TASK_BYTES: usize = 4 << 20;
 
 /// Uploads `segments` — tensors of whole rows, side by side along the rows — as one or
-/// more storage buffers in the device layout.
+/// more storage buffers in the device layout, copying (or repacking) rows on every core.
 pub fn upload(
     device: &wgpu::Device,
     label: &str,
@@ -117,21 +122,18 @@ pub fn upload(
     layout: RowLayout,
     max_binding: u64,
 ) -> Result<Vec<WeightPart>, GpuError> {
-    let RowLayout {
-        ty,
-        file_row_bytes,
-        device_row_bytes,
-    } = layout;
-    let rows = segments.iter().map(|s| s.len() / file_row_bytes).sum();
-    let sizes = split_rows(rows, device_row_bytes, max_binding)
+    let rows = segments
+        .iter()
+        .map(|s| s.len() / layout.file_row_bytes)
+        .sum();
+    let sizes = split_rows(rows, layout.device_row_bytes, max_binding)
         .map_err(|e| GpuError::Unsupported(format!("weight `{label}`: {e}")))?;
-    let staged_rows = (STAGED_BYTES / file_row_bytes.max(1)).max(1);
     let mut parts = Vec::with_capacity(sizes.len());
     let mut first_row = 0;
     for rows in sizes {
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: padded(rows * device_row_bytes),
+            size: padded(rows * layout.device_row_bytes),
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: true,
         });
@@ -139,41 +141,67 @@ pub fn upload(
             let mut view = buffer
                 .get_mapped_range_mut(..)
                 .map_err(|e| GpuError::Device(format!("mapping `{label}`: {e}")))?;
-            let file_bytes = |r0: usize, n: usize| {
-                pieces(
-                    segments,
-                    (first_row + r0) * file_row_bytes,
-                    n * file_row_bytes,
-                )
-            };
-            if file_row_bytes == device_row_bytes {
-                for (at, piece) in file_bytes(0, rows) {
-                    view.slice(at..at + piece.len()).copy_from_slice(piece);
-                }
-            } else {
-                let mut staged = Vec::new();
-                for r0 in (0..rows).step_by(staged_rows) {
-                    let n = staged_rows.min(rows - r0);
-                    staged.clear();
-                    // Pieces end at segment boundaries, which are row boundaries.
-                    for (_, piece) in file_bytes(r0, n) {
-                        repack_into(ty, piece, device_block_bytes(ty, Target::Gpu), &mut staged);
-                    }
-                    let at = r0 * device_row_bytes;
-                    view.slice(at..at + staged.len()).copy_from_slice(&staged);
-                }
-            }
+            write_rows(view.slice(..), segments, layout, first_row, rows);
         }
         buffer.unmap();
         parts.push(WeightPart {
             buffer,
             first_row,
             rows,
-            row_bytes: device_row_bytes,
+            row_bytes: layout.device_row_bytes,
         });
         first_row += rows;
     }
     Ok(parts)
+}
+
+/// A piece of a mapped buffer, written on another thread.
+struct Chunk<'a>(WriteOnly<'a, [u8]>);
+
+// SAFETY: a `WriteOnly<[u8]>` is a unique pointer to bytes no other chunk covers, as a
+// `&mut [u8]` is, which is `Send`; wgpu implements `Send` only for sized targets.
+unsafe impl Send for Chunk<'_> {}
+
+/// Writes rows `first_row .. first_row + rows` of `segments` into `dest` in the device
+/// layout, a task of whole rows at a time on rayon's pool.
+fn write_rows(
+    mut dest: WriteOnly<'_, [u8]>,
+    segments: &[&[u8]],
+    layout: RowLayout,
+    first_row: usize,
+    rows: usize,
+) {
+    let RowLayout {
+        ty,
+        file_row_bytes,
+        device_row_bytes,
+    } = layout;
+    let task_rows = (TASK_BYTES / file_row_bytes.max(1)).max(1);
+    let mut tasks = Vec::with_capacity(rows.div_ceil(task_rows));
+    for r0 in (0..rows).step_by(task_rows) {
+        let n = task_rows.min(rows - r0);
+        let rest = dest.split_off(n * device_row_bytes..).unwrap_or_default();
+        tasks.push((r0, n, Chunk(std::mem::replace(&mut dest, rest))));
+    }
+    tasks.into_par_iter().for_each(|(r0, n, Chunk(mut chunk))| {
+        // Pieces end at segment boundaries, which are row boundaries.
+        let file = pieces(
+            segments,
+            (first_row + r0) * file_row_bytes,
+            n * file_row_bytes,
+        );
+        if file_row_bytes == device_row_bytes {
+            for (at, piece) in file {
+                chunk.slice(at..at + piece.len()).copy_from_slice(piece);
+            }
+        } else {
+            let mut staged = Vec::with_capacity(n * device_row_bytes);
+            for (_, piece) in file {
+                repack_into(ty, piece, device_block_bytes(ty, Target::Gpu), &mut staged);
+            }
+            chunk.slice(..staged.len()).copy_from_slice(&staged);
+        }
+    });
 }
 
 /// The pieces of bytes `start .. start + len` of the concatenated `segments`, each with
