@@ -247,6 +247,36 @@ fn matmul_prefill_on_tensor_cores() {
     let weight = net.weight(Tensor::random("w", GgmlType::Q4K, n_rows, cols, &mut rng));
     let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
     net.check(out, steps, "matmul Q4_K on tensor cores");
+    // As in a model's feed-forward block: x normed first (the raw rows the decode
+    // kernel reads are bound too), then the gated half of gate and up as a view.
+    let mut net = Net::new();
+    net.tensor_cores = true;
+    net.capacity = 640;
+    let n_ff = 256;
+    let x = net.input("x", cols, &mut rng);
+    let norm = net.weight(Tensor::random("norm", GgmlType::F32, 1, cols, &mut rng));
+    let gate_up = ["gate", "up"]
+        .map(|name| net.weight(Tensor::random(name, GgmlType::Q4K, n_ff, cols, &mut rng)))
+        .to_vec();
+    let op = Op::Linear {
+        weights: gate_up,
+        prologue: Some(NormPrologue {
+            eps: 1e-5,
+            weight: norm,
+        }),
+        epilogue: vec![Epilogue::Gated {
+            act: Activation::Silu,
+        }],
+    };
+    let hidden = net.op(op, rows(n_ff), &[x]);
+    let down = net.weight(Tensor::random("down", GgmlType::Q4K, cols, n_ff, &mut rng));
+    let op = Op::Linear {
+        weights: vec![down],
+        prologue: None,
+        epilogue: vec![Epilogue::Residual],
+    };
+    let out = net.op(op, rows(cols), &[hidden, x]);
+    net.check(out, steps, "feed-forward block on tensor cores");
 }
 
 #[test]

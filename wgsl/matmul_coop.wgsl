@@ -1,24 +1,54 @@
 // The prefill matmul on cooperative matrices (tensor cores), for adapters that have
 // 16 × 16 × 16 multiplies of f16 into f32 and subgroups of 32: appended to the matmul
 // module (its Params, bindings and `store`) after the `enable` directives, and run
-// only where the device was opened with tensor cores. W and x are rounded to f16 as
-// they are staged; the sums are f32.
+// only where the device was opened with tensor cores. W is rounded to f16 as it is
+// staged, x by `matmul_x_half` before; the sums are f32.
 //
 // A workgroup of 256 (eight subgroups) computes 64 rows × COOP_TOKENS (256) tokens, so
 // that each chunk of W it dequantises serves 256 tokens: staging, not multiplying, is
 // what a prefill matmul spends its time on. Subgroup s multiplies rows 32·(s % 2) ..
 // + 32 by tokens 64·(s / 2) .. + 64: two row blocks by four token blocks of 16 × 16.
-// Its sums go straight to `out`, whole tiles: the executor gives every activation rows
-// for a whole number of tiles of tokens (the rows past the step's are never read), and
-// runs this kernel only on whole tiles of 64 rows.
+// Only W passes through workgroup memory; x's blocks load straight from `x_half`. The
+// sums go straight to `out`, whole tiles: the executor gives every activation rows for
+// a whole number of tiles of tokens (the rows past the step's are never read), and runs
+// this kernel only on whole tiles of 64 rows.
 
 const COOP_TOKENS: u32 = 256u;
-// A chunk's W, rows × CHUNK columns, and x, CHUNK columns × COOP_TOKENS tokens.
+// A chunk's W, rows × CHUNK columns.
 var<workgroup> w16: array<f16, 2048>;
-var<workgroup> x16: array<f16, 8192>;
+
+// x rounded to f16, token-major and contiguous (`matmul_x_half` writes it): a B block
+// (16 columns × 16 tokens) is then one column-major load.
+@group(0) @binding(10) var<storage, read_write> x_half: array<f16>;
 
 // Activations beyond f16's range saturate there rather than turn infinite.
 const F16_MAX: f32 = 65504.0;
+
+// x's rows of this step rounded to f16 into `x_half` (row t at t · cols), four values
+// an invocation.
+@compute @workgroup_size(256)
+fn matmul_x_half(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = item_index(wid, nwg, lid);
+    let quads = p.cols / 4u;
+    let t = i / quads;
+    if t >= row_count(p.fixed_tokens) {
+        return;
+    }
+    let k = 4u * (i % quads);
+    // x through `x_at`, not `x_vec4`: with a folded prologue that holds the rows
+    // before the norm.
+    let v = vec4<f32>(x_at(t, k), x_at(t, k + 1u), x_at(t, k + 2u), x_at(t, k + 3u));
+    let h = vec4<f16>(clamp(v, vec4<f32>(-F16_MAX), vec4<f32>(F16_MAX)));
+    let at = t * p.cols + k;
+    x_half[at] = h.x;
+    x_half[at + 1u] = h.y;
+    x_half[at + 2u] = h.z;
+    x_half[at + 3u] = h.w;
+}
 
 alias A16 = coop_mat16x16<f16, A>;
 alias B16 = coop_mat16x16<f16, B>;
@@ -35,7 +65,6 @@ fn matmul_prefill_coop(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let tokens = row_count(p.fixed_tokens);
     let origin = tile_origin(workgroup_index(wid, nwg), COOP_TOKENS);
     let row0 = origin.x;
     let tok0 = origin.y;
@@ -75,29 +104,28 @@ fn matmul_prefill_coop(
         c12 = residual_tile(at12, ld);
         c13 = residual_tile(at13, ld);
     }
-    // What this invocation stages: eight columns of row lid / 4, and every column of
-    // token lid (tokens past the last repeat it; only their own sums see them).
+    // What this invocation stages: eight columns of row lid / 4.
     let w_row = lid / 4u;
     let w_part = lid % 4u;
     let w_at = (row0 + w_row) * stride;
-    let x_token = min(tok0 + lid, tokens - 1u);
-    for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
+    let cols = p.cols;
+    // This subgroup's x blocks: token block j starts 16·j tokens on.
+    let x_at0 = (tok0 + toks) * cols;
+    let x_step16 = 16u * cols;
+    for (var c0 = 0u; c0 < cols; c0 += CHUNK) {
         let w = row_part(w_at, c0 / 8u + w_part);
         for (var k = 0u; k < 8u; k++) {
             w16[w_row * CHUNK + 8u * w_part + k] = f16(w[k]);
-        }
-        for (var k = 0u; k < CHUNK; k++) {
-            x16[k * COOP_TOKENS + lid] = f16(clamp(x_at(x_token, c0 + k), -F16_MAX, F16_MAX));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < CHUNK; kk += 16u) {
             let a0 = coopLoadT<A16>(&w16[rows * CHUNK + kk], CHUNK);
             let a1 = coopLoadT<A16>(&w16[(rows + 16u) * CHUNK + kk], CHUNK);
-            let b = kk * COOP_TOKENS + toks;
-            let b0 = coopLoadT<B16>(&x16[b], COOP_TOKENS);
-            let b1 = coopLoadT<B16>(&x16[b + 16u], COOP_TOKENS);
-            let b2 = coopLoadT<B16>(&x16[b + 32u], COOP_TOKENS);
-            let b3 = coopLoadT<B16>(&x16[b + 48u], COOP_TOKENS);
+            let b = x_at0 + c0 + kk;
+            let b0 = coopLoad<B16>(&x_half[b], cols);
+            let b1 = coopLoad<B16>(&x_half[b + x_step16], cols);
+            let b2 = coopLoad<B16>(&x_half[b + 2u * x_step16], cols);
+            let b3 = coopLoad<B16>(&x_half[b + 3u * x_step16], cols);
             c00 = coopMultiplyAdd(a0, b0, c00);
             c01 = coopMultiplyAdd(a0, b1, c01);
             c02 = coopMultiplyAdd(a0, b2, c02);

@@ -262,6 +262,7 @@ fn step_pass<'e>(
 }
 
 /// The parameters of one dispatch, as the kernel's `Params` struct reads them.
+#[derive(Clone, Copy)]
 pub(super) struct Params(pub [u32; PARAM_WORDS]);
 
 /// Every dispatch's slot holds this many words (the epilogue's steps need the most);

@@ -14,11 +14,11 @@ use super::executor::{
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
 use super::shaders::{
-    coop_matmul_source, Access, Module, COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS,
+    coop_matmul_source, Access, Module, COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS, COOP_X_HALF,
 };
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
-use crate::gguf::GgufFile;
+use crate::gguf::{GgmlType, GgufFile};
 use crate::graph::{
     CacheDecl, Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight,
 };
@@ -77,8 +77,9 @@ pub(super) struct Loader<'a> {
     /// type that one linear reads share a buffer, named `a+b+…`).
     weights: HashMap<String, Rc<Vec<WeightPart>>>,
     pub dispatches: Vec<Dispatch>,
-    /// Bound where a kernel ignores a binding (no prologue, no residual, …).
-    unused: Option<wgpu::Buffer>,
+    /// Bound where a kernel ignores a binding (no prologue, no residual, …): one to
+    /// read, one to write (WebGPU lets a dispatch bind a buffer one way only).
+    unused: [Option<wgpu::Buffer>; 2],
     /// Bytes of every buffer made, for the out-of-memory message.
     pub allocated: u64,
     /// Bytes of each activation asked for (the arena places them once all are known).
@@ -105,7 +106,7 @@ impl<'a> Loader<'a> {
             params: Vec::new(),
             weights: HashMap::new(),
             dispatches: Vec::new(),
-            unused: None,
+            unused: [None, None],
             allocated: 0,
             activations: Vec::new(),
             progress: None,
@@ -171,10 +172,19 @@ impl<'a> Loader<'a> {
     }
 
     fn unused(&mut self) -> wgpu::Buffer {
-        if self.unused.is_none() {
-            self.unused = Some(self.buffer("unused", 16, wgpu::BufferUsages::STORAGE));
+        self.placeholder(Access::Read)
+    }
+
+    fn unused_writable(&mut self) -> wgpu::Buffer {
+        self.placeholder(Access::ReadWrite)
+    }
+
+    fn placeholder(&mut self, access: Access) -> wgpu::Buffer {
+        let slot = usize::from(access == Access::ReadWrite);
+        if self.unused[slot].is_none() {
+            self.unused[slot] = Some(self.buffer("unused", 16, wgpu::BufferUsages::STORAGE));
         }
-        self.unused.clone().expect("made above")
+        self.unused[slot].clone().expect("made above")
     }
 
     /// Weights of one type with the same row length, in their stored type, side by
@@ -271,40 +281,12 @@ impl<'a> Loader<'a> {
         sources: Vec<Source>,
     ) -> Result<(), GpuError> {
         let params_offset = self.add_params(params);
-        let whole_token_tiles = self.options.max_tokens.is_multiple_of(COOP_TOKENS as usize);
         let pipelines = self.pipelines(module)?;
-        let single_row = match module {
-            Module::Matmul(_) => Some(pipelines.by_entry[PLAIN.entry].clone()),
-            _ => None,
-        };
-        // The prefill matmul on tensor cores where the device was opened with them: it
-        // stores whole tiles, so only where the output's rows are whole tiles of 64 and
-        // its tokens whole tiles of COOP_TOKENS at the most tokens a step takes (the
-        // rows past a step's tokens are never read).
-        let (entry, grid) = match (pipelines.by_entry.get(COOP_PREFILL), grid) {
-            (Some(_), Grid::Matmul { rows, tokens, .. })
-                if entry == "matmul_prefill"
-                    && rows % MATMUL_TILE == 0
-                    && matches!(tokens, Rows::Tokens)
-                    && whole_token_tiles =>
-            {
-                let token_tile = COOP_TOKENS;
-                (
-                    COOP_PREFILL,
-                    Grid::Matmul {
-                        rows,
-                        tokens,
-                        token_tile,
-                    },
-                )
-            }
-            _ => (entry, grid),
-        };
         let dispatch = Dispatch {
             label: label.to_string(),
             entry,
             pipeline: pipelines.by_entry[entry].clone(),
-            single_row,
+            single_row: None,
             grid,
             layout: pipelines.layout.clone(),
             params_offset,
@@ -315,6 +297,53 @@ impl<'a> Loader<'a> {
         };
         self.dispatches.push(dispatch);
         Ok(())
+    }
+
+    /// A linear's matmul over one part of its weights (`Grid::Matmul`), decoded by
+    /// `decode_entry`. On tensor cores where the device was opened with them, after a
+    /// dispatch that rounds x to f16 (into an activation of its own): that kernel
+    /// stores whole tiles, so only where the output's rows are whole tiles of 64 and
+    /// its tokens whole tiles of COOP_TOKENS at the most tokens a step takes (the rows
+    /// past a step's tokens are never read).
+    fn matmul(
+        &mut self,
+        label: &str,
+        ty: GgmlType,
+        params: Params,
+        (rows, tokens, cols): (u32, Rows, u32),
+        mut sources: Vec<Source>,
+        decode_entry: &str,
+    ) -> Result<(), GpuError> {
+        let module = Module::Matmul(ty);
+        let coop = self.pipelines(module)?.by_entry.contains_key(COOP_PREFILL)
+            && rows % MATMUL_TILE == 0
+            && matches!(tokens, Rows::Tokens)
+            && self.options.max_tokens.is_multiple_of(COOP_TOKENS as usize);
+        let (entry, token_tile) = if coop {
+            // Two f16 a value: half as many f32 elements.
+            let half_x = self.activation(
+                &format!("{label} (x in f16)"),
+                self.options.max_tokens * cols as usize / 2,
+            )?;
+            sources[HALF_X_BINDING] = Source::Activation(half_x);
+            let grid = Grid::Items {
+                per_row: cols / 4,
+                rows: tokens,
+                per_context: false,
+            };
+            self.dispatch(label, module, COOP_X_HALF, params, grid, sources.clone())?;
+            self.runs_in(Steps::SeveralRows);
+            (COOP_PREFILL, COOP_TOKENS)
+        } else {
+            ("matmul_prefill", MATMUL_TILE)
+        };
+        let grid = Grid::Matmul {
+            rows,
+            tokens,
+            token_tile,
+        };
+        self.dispatch(label, module, entry, params, grid, sources)?;
+        self.decodes_with(module, decode_entry)
     }
 
     /// Says in which steps the dispatch added last runs.
@@ -461,8 +490,7 @@ impl ModulePipelines {
                         label: Some(&module.name()),
                         source: wgpu::ShaderSource::Wgsl(coop.as_str().into()),
                     });
-                    let (entry, built) = pipeline(&shader, COOP_PREFILL);
-                    by_entry.insert(entry, built);
+                    by_entry.extend([COOP_X_HALF, COOP_PREFILL].map(|e| pipeline(&shader, e)));
                 }
                 ModulePipelines { layout, by_entry }
             })
@@ -572,6 +600,9 @@ pub(super) fn ring_slots(cache: &CacheDecl, capacity: usize) -> u32 {
 
 /// Steps the epilogue kernel's parameters hold.
 const MAX_EPILOGUE_STEPS: usize = 6;
+
+/// Where a matmul dispatch's sources hold x in f16 (binding 10, `x_half`).
+const HALF_X_BINDING: usize = 8;
 
 /// Columns one workgroup of the epilogue takes: the widest unit a step couples (a
 /// norm's group, a rotation's head), or 64 when none does. `None` when a coupled
@@ -1049,11 +1080,6 @@ impl NodeLowering<'_> {
                 f(eps.unwrap_or(0.0)),
             ];
             words.extend(decode.words);
-            let grid = Grid::Matmul {
-                rows: part.rows as u32,
-                tokens: rows,
-                token_tile: MATMUL_TILE,
-            };
             let sources = vec![
                 Source::Buffer(part.buffer.clone()),
                 Source::Activation(x.activation),
@@ -1063,17 +1089,13 @@ impl NodeLowering<'_> {
                 Source::Buffer(part.buffer.clone()),
                 Source::Buffer(norm_weight.clone()),
                 Source::Buffer(rope_table.clone()),
+                // x in f16, where the tensor-core kernel runs (`Loader::matmul`).
+                Source::Buffer(l.unused_writable()),
             ];
-            l.dispatch(
-                label,
-                Module::Matmul(ty),
-                "matmul_prefill",
-                Params::new(&words),
-                grid,
-                sources,
-            )?;
+            let shape = (part.rows as u32, rows, cols as u32);
+            let params = Params::new(&words);
+            l.matmul(label, ty, params, shape, sources, decode.entry)?;
             l.reads(WeightRead::matmul(part));
-            l.decodes_with(Module::Matmul(ty), decode.entry)?;
         }
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
         if !epilogue.is_empty() && !inline_residual {

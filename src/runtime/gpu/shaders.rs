@@ -174,8 +174,11 @@ impl Module {
         match self {
             Module::Embed(_) => &[Read, ReadWrite],
             // weights, x, residual, out, x as vec4, weights as vec4, norm weight as vec4,
-            // a folded rotation's inverse frequencies
-            Module::Matmul(_) => &[Read, Read, Read, ReadWrite, Read, Read, Read, Read],
+            // a folded rotation's inverse frequencies, x rounded to f16 (the tensor-core
+            // kernels')
+            Module::Matmul(_) => &[
+                Read, Read, Read, ReadWrite, Read, Read, Read, Read, ReadWrite,
+            ],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
                 &[Read, Read, ReadWrite]
@@ -270,6 +273,9 @@ fn quant(ty: GgmlType) -> &'static [&'static str] {
 
 /// The entry point of the prefill matmul on cooperative matrices (wgsl/matmul_coop.wgsl).
 pub const COOP_PREFILL: &str = "matmul_prefill_coop";
+
+/// The entry point that rounds a tensor-core matmul's x to f16 before it.
+pub const COOP_X_HALF: &str = "matmul_x_half";
 
 /// Tokens of its output tile (`COOP_TOKENS` there); its rows are whole tiles of 64.
 pub const COOP_TOKENS: u32 = 256;
