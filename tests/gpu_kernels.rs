@@ -758,6 +758,32 @@ fn fused_attention_over_steps() {
     }
 }
 
+/// A longer step's attention takes 16 queries and up to 16 keys at a time: prompts of
+/// several query tiles and key tiles, partial ones at both ends, for the head sizes of
+/// real models (each lane then holds 8, 16 or 32 of a query's values), with and
+/// without a window that starts inside a tile.
+#[test]
+fn prefill_attention_in_query_tiles() {
+    let mut rng = rng("prefill_attention_in_query_tiles");
+    let first: Vec<u32> = (0..41).map(|i| i % CONTEXT as u32).collect();
+    let second: Vec<u32> = (0..19).map(|i| (i * 7) % CONTEXT as u32).collect();
+    let steps: &[&[u32]] = &[&first, &[3], &second];
+    for (head_dim, window, kv_type) in [
+        (64, None, KvType::F16),
+        (128, Some(23), KvType::F32),
+        (256, None, KvType::F16),
+        (256, Some(37), KvType::F16),
+    ] {
+        let (mut net, out) = attention_net(head_dim, window, kv_type, None, &mut rng);
+        net.capacity = 64;
+        net.check(
+            out,
+            steps,
+            &format!("tiled attention d={head_dim} window {window:?}, {kv_type:?} cache"),
+        );
+    }
+}
+
 /// A decode step's attention splits the keys into runs and combines them: after a
 /// prefill of 150 tokens (three runs of 64 keys), without a window and with one of 140
 /// (three runs) or 100 (one run, no combine) over a ring cache; and after 4200

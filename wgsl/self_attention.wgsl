@@ -11,8 +11,8 @@
 // rows first, so that every key comes from the cache, with no branch between cache and
 // input to serialise the loads.
 //
-// A longer step (`attention`: one workgroup per query head and token) reads past
-// positions from the caches and its own rows from its inputs, rounded as the cache
+// A longer step (`attention`: one workgroup per query head and tile of tokens)
+// reads past positions from the caches and its own rows from its inputs, rounded as the cache
 // would return them; a cache that holds every position then takes the step's rows in
 // the same dispatch (they go to slots no query of the step reads from the cache), and a
 // ring cache (a sliding window's, slot = position mod ring) in a `cache_store` dispatch
@@ -243,8 +243,71 @@ fn write_out(row: u32, values: vec4<f32>, lid: u32) {
     }
 }
 
-// One workgroup per query head and token of a step of several tokens.
-@compute @workgroup_size(64)
+// A step of several tokens: one workgroup of 128 per query head and tile of
+// `query_tile()` consecutive tokens, so that each key and value it loads serves every
+// query of the tile. Keys come `tile_keys()` at a time, staged in workgroup memory as
+// the cache holds them (pairs), first their keys, scored by every query (invocation
+// lid takes scores lid, lid + 128, … of the tile, query-major), then in the same place
+// their values, which invocation (qi, lane) accumulates for its query qi: value pairs
+// lane, lane + L, … for L = 128 / query_tile() lanes a query. Rows in workgroup memory
+// lie one element more than a row apart, so that rows read at once lie in different
+// banks. 14.5 KiB of workgroup memory with an f16 cache, under WebGPU's default 16.
+const Q_TILE_VALUES: u32 = 2080u;
+const KV_TILE_PAIRS: u32 = 1040u;
+const MAX_TILE_KEYS: u32 = 16u;
+var<workgroup> q_tile: array<f32, Q_TILE_VALUES>;
+var<workgroup> kv_tile: array<CachePair, KV_TILE_PAIRS>;
+var<workgroup> tile_scores: array<f32, 512>;
+
+// Tokens of a workgroup's tile: the most, up to 32, whose rows of q fill 2048 values,
+// a power of two (`query_tile` in src/runtime/gpu/executor.rs says the same). Each
+// invocation then accumulates 16 values (8 pairs) of its query.
+fn query_tile() -> u32 {
+    let fit = min(32u, 2048u / p.head_dim);
+    return 1u << (31u - countLeadingZeros(fit));
+}
+
+fn tile_keys() -> u32 {
+    return min(MAX_TILE_KEYS, KV_TILE_PAIRS / (p.head_dim / 2u + 1u));
+}
+
+// Keys (values: `keys` false) j0 .. j0 + tile_keys() of kv head kvh into kv_tile,
+// positions past `last` reading `last` instead (their scores are masked).
+fn stage_kv(j0: u32, last: u32, kvh: u32, keys: bool, lid: u32) {
+    let pairs = p.head_dim / 2u;
+    for (var i = lid; i < tile_keys() * pairs; i += 128u) {
+        let r = i / pairs;
+        let e = 2u * (i % pairs);
+        let j = min(j0 + r, last);
+        var pair: CachePair;
+        if j < step.past {
+            let at = (cache_row(j) + kvh * p.head_dim + e) / 2u;
+            if keys {
+                pair = k_cache[at];
+            } else {
+                pair = v_cache[at];
+            }
+        } else {
+            let t = j - step.past;
+            if keys {
+                let at = t * p.k_stride + p.k_offset + kvh * p.head_dim + e;
+                pair = stored_pair(vec2<f32>(k[at], k[at + 1u]));
+            } else {
+                let at = t * p.v_stride + p.v_offset + kvh * p.head_dim + e;
+                pair = stored_pair(vec2<f32>(v[at], v[at + 1u]));
+            }
+        }
+        kv_tile[r * (pairs + 1u) + e / 2u] = pair;
+    }
+}
+
+// Pairs w and w + L of row r of kv_tile, as one vector.
+fn tile_pairs(r: u32, w: u32, lanes: u32) -> vec4<f32> {
+    let at = r * (p.head_dim / 2u + 1u) + w;
+    return vec4<f32>(cache_pair(kv_tile[at]), cache_pair(kv_tile[at + lanes]));
+}
+
+@compute @workgroup_size(128)
 fn attention(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -252,22 +315,100 @@ fn attention(
 ) {
     let unit = workgroup_index(wid, nwg);
     let h = unit % p.n_head;
-    let t = unit / p.n_head;
-    if t >= step.tokens {
+    let q_tokens = query_tile();
+    let t0 = (unit / p.n_head) * q_tokens;
+    if t0 >= step.tokens {
         return;
     }
     let kvh = h / (p.n_head / p.n_head_kv);
-    let pos = step.past + t;
-    load_query(h, t, lid);
-    workgroupBarrier();
-    let run = attend(kvh, first_key(pos), pos + 1u, lid, false);
-    write_out(t * p.n_head * p.head_dim + h * p.head_dim, run.acc / run.sum, lid);
+    let tokens = min(q_tokens, step.tokens - t0);
+    let q_len = p.head_dim + 1u;
+    for (var i = lid; i < q_tokens * p.head_dim; i += 128u) {
+        let qi = i / p.head_dim;
+        let e = i % p.head_dim;
+        let t = t0 + min(qi, tokens - 1u);
+        q_tile[qi * q_len + e] = q[t * p.q_stride + p.q_offset + h * p.head_dim + e];
+    }
+    let keys_per_tile = tile_keys();
+    let pairs = p.head_dim / 2u;
+    let kv_len = pairs + 1u;
+    // This invocation's query as accumulator (queries past the step's last compute
+    // and store nothing), and its lane: pairs lane + L·i of the query's row.
+    let lanes = 128u / q_tokens;
+    let qi = lid / lanes;
+    let lane = lid % lanes;
+    let own = qi < tokens;
+    // The keys any of the tile's queries sees.
+    let lo = first_key(step.past + t0);
+    let hi = step.past + t0 + tokens;
+    var m = LOWEST;
+    var sum = 0.0;
+    var o0 = vec4<f32>();
+    var o1 = vec4<f32>();
+    var o2 = vec4<f32>();
+    var o3 = vec4<f32>();
+    for (var j0 = lo; j0 < hi; j0 += keys_per_tile) {
+        stage_kv(j0, hi - 1u, kvh, true, lid);
+        workgroupBarrier();
+        for (var s = lid; s < q_tokens * keys_per_tile; s += 128u) {
+            let sq = s / keys_per_tile;
+            let kj = s % keys_per_tile;
+            var dot_qk = 0.0;
+            for (var w = 0u; w < pairs; w++) {
+                let key = cache_pair(kv_tile[kj * kv_len + w]);
+                dot_qk += q_tile[sq * q_len + 2u * w] * key.x + q_tile[sq * q_len + 2u * w + 1u] * key.y;
+            }
+            let pos = step.past + t0 + sq;
+            let j = j0 + kj;
+            let seen = sq < tokens && j >= first_key(pos) && j <= pos;
+            tile_scores[sq * MAX_TILE_KEYS + kj] = select(LOWEST, p.scale * dot_qk, seen);
+        }
+        workgroupBarrier();
+        stage_kv(j0, hi - 1u, kvh, false, lid);
+        workgroupBarrier();
+        var m_new = m;
+        for (var kj = 0u; kj < keys_per_tile; kj++) {
+            m_new = max(m_new, tile_scores[qi * MAX_TILE_KEYS + kj]);
+        }
+        let rescale = exp(m - m_new);
+        sum *= rescale;
+        o0 *= rescale;
+        o1 *= rescale;
+        o2 *= rescale;
+        o3 *= rescale;
+        for (var kj = 0u; kj < keys_per_tile; kj++) {
+            let score = tile_scores[qi * MAX_TILE_KEYS + kj];
+            // A masked key weighs nothing, also while every key so far is masked.
+            let prob = select(0.0, exp(score - m_new), score > LOWEST);
+            sum += prob;
+            // Pairs past the row's end read the next row (or nothing) and are never stored.
+            o0 += prob * tile_pairs(kj, lane, lanes);
+            o1 += prob * tile_pairs(kj, lane + 2u * lanes, lanes);
+            o2 += prob * tile_pairs(kj, lane + 4u * lanes, lanes);
+            o3 += prob * tile_pairs(kj, lane + 6u * lanes, lanes);
+        }
+        m = m_new;
+        workgroupBarrier();
+    }
+    if own {
+        let row = (t0 + qi) * p.n_head * p.head_dim + h * p.head_dim;
+        let values = array<vec4<f32>, 4>(o0, o1, o2, o3);
+        // Vector g holds pairs lane + 2g·L and lane + (2g + 1)·L.
+        for (var i = 0u; i < 8u; i++) {
+            let w = lane + i * lanes;
+            if w < pairs {
+                let v = values[i / 2u];
+                let pair = select(v.xy, v.zw, i % 2u == 1u);
+                out[row + 2u * w] = pair.x / sum;
+                out[row + 2u * w + 1u] = pair.y / sum;
+            }
+        }
+    }
     // The first query head of each kv head stores the kv head's rows (a ring's wait
     // for `cache_store`).
     if p.ring == 0u && h % (p.n_head / p.n_head_kv) == 0u {
-        let start = kvh * p.head_dim;
-        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
-            store_pair(t, start + e);
+        for (var i = lid; i < tokens * pairs; i += 128u) {
+            store_pair(t0 + i / pairs, kvh * p.head_dim + 2u * (i % pairs));
         }
     }
 }

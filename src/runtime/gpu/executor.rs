@@ -81,9 +81,20 @@ pub(super) enum Grid {
         tokens: Rows,
         token_tile: u32,
     },
+    /// A longer step's attention: one workgroup per query head and tile of `tile`
+    /// tokens ([`query_tile`]).
+    QueryTiles { heads: u32, tile: u32 },
     /// A decode step's attention: one workgroup per query head and run of the keys it
     /// sees (all the context, or the last `window` positions when that is not 0).
     AttentionRuns { heads: u32, window: u32 },
+}
+
+/// Tokens a longer step's attention workgroup takes for heads of `head_dim` values:
+/// the most, up to 32, whose rows fill 2048 values, a power of two (`query_tile` in
+/// wgsl/self_attention.wgsl).
+pub(super) fn query_tile(head_dim: u32) -> u32 {
+    let fit = (2048 / head_dim.max(1)).clamp(1, 32);
+    1 << fit.ilog2()
 }
 
 /// Runs of keys a decode step's attention splits a head's keys into, at most
@@ -139,7 +150,7 @@ impl Grid {
         match self {
             Grid::Items { rows, .. } | Grid::Groups { rows, .. } => rows,
             Grid::Matmul { tokens, .. } => tokens,
-            Grid::AttentionRuns { .. } => Rows::Tokens,
+            Grid::QueryTiles { .. } | Grid::AttentionRuns { .. } => Rows::Tokens,
         }
     }
 }
@@ -234,6 +245,7 @@ impl Dispatch {
                     rows.div_ceil(MATMUL_TILE) * t.div_ceil(token_tile),
                 ),
             },
+            Grid::QueryTiles { heads, tile } => (&self.pipeline, heads * tokens.div_ceil(tile)),
             Grid::AttentionRuns { heads, window } => {
                 (&self.pipeline, heads * attention_runs(context, window))
             }
@@ -812,5 +824,16 @@ impl<'a> GpuExecutor<'a> {
             .to_vec();
         buffer.unmap();
         Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_tiles_hold_2048_values_of_q_at_most_and_32_tokens() {
+        let tiles: Vec<u32> = [16, 64, 80, 96, 128, 256].map(query_tile).to_vec();
+        assert_eq!(tiles, [32, 32, 16, 16, 16, 8]);
     }
 }

@@ -9,12 +9,14 @@ use std::rc::Rc;
 
 use super::arena::{ActivationId, Arena, ArenaLayout, Use};
 use super::executor::{
-    Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MATMUL_TILE, MAX_ATTENTION_RUNS,
+    query_tile, Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MATMUL_TILE,
+    MAX_ATTENTION_RUNS,
 };
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
 use super::shaders::{
-    coop_matmul_source, Access, Module, COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS, COOP_X_HALF,
+    coop_matmul_source_to_build, Access, Module, COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS,
+    COOP_X_HALF,
 };
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
@@ -422,7 +424,10 @@ impl ModulePipelines {
             .source_to_build()
             .map_err(|e| rejected(format!("reading its file: {e}")))?;
         let coop_source = match module {
-            Module::Matmul(_) if context.has_tensor_cores() => Some(coop_matmul_source(&source)),
+            Module::Matmul(_) if context.has_tensor_cores() => Some(
+                coop_matmul_source_to_build(&source)
+                    .map_err(|e| rejected(format!("reading its tensor-core file: {e}")))?,
+            ),
             _ => None,
         };
         context
@@ -1266,12 +1271,16 @@ impl NodeLowering<'_> {
             per_row: n_head as u32,
             rows: Rows::Tokens,
         };
+        let query_tiles = Grid::QueryTiles {
+            heads: n_head as u32,
+            tile: query_tile(head_dim as u32),
+        };
         l.dispatch(
             &node.label,
             module,
             "attention",
             params(),
-            heads,
+            query_tiles,
             sources.clone(),
         )?;
         l.runs_in(Steps::SeveralRows);

@@ -114,14 +114,7 @@ impl Module {
     /// The source the executor builds: the module's file in `$RUSTORCH_WGSL_DIR` when
     /// there is one (with a notice on stderr), else the built-in source.
     pub fn source_to_build(self) -> std::io::Result<String> {
-        if let Some(dir) = std::env::var_os(WGSL_DIR_VARIABLE) {
-            let file = PathBuf::from(dir).join(format!("{}.wgsl", self.name()));
-            if file.exists() {
-                eprintln!("rustorch: module {} from {}", self.name(), file.display());
-                return std::fs::read_to_string(file);
-            }
-        }
-        Ok(self.source())
+        Ok(replacement(&self.name())?.unwrap_or_else(|| self.source()))
     }
 
     pub fn name(self) -> String {
@@ -280,15 +273,42 @@ pub const COOP_X_HALF: &str = "matmul_x_half";
 /// Tokens of its output tile (`COOP_TOKENS` there); its rows are whole tiles of 64.
 pub const COOP_TOKENS: u32 = 256;
 
+const COOP_MATMUL: &str = wgsl!("matmul_coop.wgsl");
+
 /// The tensor-core matmul module: a matmul module's `source` with the prefill kernel on
 /// cooperative matrices after it, and the `enable` directives it needs before it.
 pub fn coop_matmul_source(source: &str) -> String {
+    with_coop(source, COOP_MATMUL)
+}
+
+/// As [`coop_matmul_source`], with the tensor-core part from `matmul_coop.wgsl` in
+/// `$RUSTORCH_WGSL_DIR` when there is one.
+pub fn coop_matmul_source_to_build(source: &str) -> std::io::Result<String> {
+    let coop = replacement("matmul_coop")?;
+    Ok(with_coop(source, coop.as_deref().unwrap_or(COOP_MATMUL)))
+}
+
+fn with_coop(source: &str, coop: &str) -> String {
     [
         "enable f16;\nenable wgpu_cooperative_matrix;\n",
         source,
-        wgsl!("matmul_coop.wgsl"),
+        coop,
     ]
     .join("\n")
+}
+
+/// The file `NAME.wgsl` in `$RUSTORCH_WGSL_DIR`, where the variable is set and the file
+/// is there (with a notice on stderr).
+fn replacement(name: &str) -> std::io::Result<Option<String>> {
+    let Some(dir) = std::env::var_os(WGSL_DIR_VARIABLE) else {
+        return Ok(None);
+    };
+    let file = PathBuf::from(dir).join(format!("{name}.wgsl"));
+    if !file.exists() {
+        return Ok(None);
+    }
+    eprintln!("rustorch: module {name} from {}", file.display());
+    std::fs::read_to_string(file).map(Some)
 }
 
 /// Row lengths the weight kernels accept: multiples of the prefill matmul's chunk of 32
