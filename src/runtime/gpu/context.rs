@@ -72,7 +72,7 @@ pub(super) fn block_on<F: Future>(f: F) -> F::Output {
 
 /// Whether an adapter can run `matmul_prefill_coop`: 16 × 16 × 16 cooperative
 /// multiplies of f16 into f32 (wgpu's experimental feature), f16 in shaders, and
-/// subgroups of exactly 32 (the kernel's workgroup of 256 is eight of them, each
+/// subgroups of exactly 32 (the kernel's workgroup of 128 is four of them, each
 /// multiplying its own part of the tile).
 fn has_tensor_cores(adapter: &wgpu::Adapter) -> bool {
     let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
