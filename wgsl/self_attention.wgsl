@@ -6,14 +6,13 @@
 // (the largest score, the sum of exponentials, the weighted values), and
 // `attention_combine` rescales the runs to their common maximum and adds them up (a
 // context of ONE_RUN_BLOCKS blocks or fewer is one run, which writes the output itself,
-// and the combine does not run). The
-// workgroup whose run ends at the step's own position stores the step's key and value
-// rows first, so that every key comes from the cache, with no branch between cache and
-// input to serialise the loads.
+// and the combine does not run). The workgroup whose run ends at the step's own
+// position stores the step's key and value rows first, so that every key comes from
+// the cache, with no branch between cache and input to serialise the loads.
 //
-// A longer step (`attention`: one workgroup per query head and tile of tokens)
-// reads past positions from the caches and its own rows from its inputs, rounded as the cache
-// would return them; a cache that holds every position then takes the step's rows in
+// A longer step (`attention`: one workgroup per query head and tile of tokens) reads
+// past positions from the caches and its own rows from its inputs, rounded as the
+// cache holds them; a cache that holds every position then takes the step's rows in
 // the same dispatch (they go to slots no query of the step reads from the cache), and a
 // ring cache (a sliding window's, slot = position mod ring) in a `cache_store` dispatch
 // after every query has read, so that it never loses a key a query of the step needs.
@@ -56,35 +55,21 @@ fn cache_row(j: u32) -> u32 {
     return select(j, j % p.ring, p.ring != 0u) * kv_row_len();
 }
 
-// Whether position j's key and value are read from the caches: past positions, and in
-// a decode step every position (its workgroups store the step's own first). `decode` is
-// a constant at each call of `attend`, so that the decode kernel has no branch between
-// cache and input: a branch around loads keeps them from being in flight together.
-fn from_cache(j: u32, decode: bool) -> bool {
-    return decode || j < step.past;
-}
+// A decode step reads every key and value from the caches (its workgroups store the
+// step's own row first), so that no branch between cache and input keeps the loads
+// from being in flight together.
 
 // Scale-free score of the query (in q_row) with position j's key, head kvh, 32 values
 // at a time in straight-line code, so that their loads are in flight together.
-fn key_dot(j: u32, kvh: u32, decode: bool) -> f32 {
+fn key_dot(j: u32, kvh: u32) -> f32 {
     var acc = 0.0;
     var e = 0u;
-    if from_cache(j, decode) {
-        let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-        for (; e + 32u <= p.head_dim; e += 32u) {
-            acc += cached_dot16(base + e / 2u, e) + cached_dot16(base + e / 2u + 8u, e + 16u);
-        }
-        if e < p.head_dim {
-            acc += cached_dot16(base + e / 2u, e);
-        }
-    } else {
-        let base = (j - step.past) * p.k_stride + p.k_offset + kvh * p.head_dim;
-        for (; e + 32u <= p.head_dim; e += 32u) {
-            acc += input_dot16(base + e, e) + input_dot16(base + e + 16u, e + 16u);
-        }
-        if e < p.head_dim {
-            acc += input_dot16(base + e, e);
-        }
+    let base = (cache_row(j) + kvh * p.head_dim) / 2u;
+    for (; e + 32u <= p.head_dim; e += 32u) {
+        acc += cached_dot16(base + e / 2u, e) + cached_dot16(base + e / 2u + 8u, e + 16u);
+    }
+    if e < p.head_dim {
+        acc += cached_dot16(base + e / 2u, e);
     }
     return acc;
 }
@@ -98,40 +83,20 @@ fn cached_dot16(w: u32, e: u32) -> f32 {
     return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
 }
 
-// Query values e .. e + 16 with this step's key values from `at` on, as stored.
-fn input_dot16(at: u32, e: u32) -> f32 {
-    let a = as_stored4(input4(at));
-    let b = as_stored4(input4(at + 4u));
-    let c = as_stored4(input4(at + 8u));
-    let d = as_stored4(input4(at + 12u));
-    return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
-}
-
 fn q4(e: u32) -> vec4<f32> {
     return vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]);
-}
-
-fn input4(at: u32) -> vec4<f32> {
-    return vec4<f32>(k[at], k[at + 1u], k[at + 2u], k[at + 3u]);
 }
 
 // An invocation's share of a value row: value pairs (words) lid and lid + 64 of kv
 // head kvh, as (2·lid, 2·lid + 1, 2·lid + 128, 2·lid + 129); 0 past the head's end.
 // The loads use clamped indices and the values past the end are zeroed after: a load
 // inside a branch waits for the loads before it.
-fn values4(j: u32, kvh: u32, lid: u32, decode: bool) -> vec4<f32> {
+fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
     let pairs = p.head_dim / 2u;
     let a = min(lid, pairs - 1u);
     let b = min(lid + BLOCK, pairs - 1u);
-    var values: vec4<f32>;
-    if from_cache(j, decode) {
-        let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-        values = vec4<f32>(cache_pair(v_cache[base + a]), cache_pair(v_cache[base + b]));
-    } else {
-        let base = (j - step.past) * p.v_stride + p.v_offset + kvh * p.head_dim;
-        let row = vec4<f32>(v[base + 2u * a], v[base + 2u * a + 1u], v[base + 2u * b], v[base + 2u * b + 1u]);
-        values = as_stored4(row);
-    }
+    let base = (cache_row(j) + kvh * p.head_dim) / 2u;
+    let values = vec4<f32>(cache_pair(v_cache[base + a]), cache_pair(v_cache[base + b]));
     return select(vec4<f32>(), values, own_inside(lid));
 }
 
@@ -183,7 +148,7 @@ struct Run {
 
 // Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
 // running maximum rescales the sum and the accumulated values when it grows.
-fn attend(kvh: u32, lo: u32, hi: u32, lid: u32, decode: bool) -> Run {
+fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
     var m = LOWEST;
     var sum = 0.0;
     var acc = vec4<f32>();
@@ -191,7 +156,7 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32, decode: bool) -> Run {
         // Invocations past the last key score it again (branch-free loads, as in
         // `values4`) and drop it.
         let scored = j0 + lid < hi;
-        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, hi - 1u), kvh, decode), scored);
+        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, hi - 1u), kvh), scored);
         let m_new = max(m, workgroup_max(score, lid));
         let prob = select(0.0, exp(score - m_new), scored);
         block_probs[lid] = prob;
@@ -204,14 +169,14 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32, decode: bool) -> Run {
         let keys = min(BLOCK, hi - j0);
         for (var jj = 0u; jj < keys; jj += 8u) {
             let last = j0 + keys - 1u;
-            let v0 = values4(j0 + jj, kvh, lid, decode);
-            let v1 = values4(min(j0 + jj + 1u, last), kvh, lid, decode);
-            let v2 = values4(min(j0 + jj + 2u, last), kvh, lid, decode);
-            let v3 = values4(min(j0 + jj + 3u, last), kvh, lid, decode);
-            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid, decode);
-            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid, decode);
-            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid, decode);
-            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid, decode);
+            let v0 = values4(j0 + jj, kvh, lid);
+            let v1 = values4(min(j0 + jj + 1u, last), kvh, lid);
+            let v2 = values4(min(j0 + jj + 2u, last), kvh, lid);
+            let v3 = values4(min(j0 + jj + 3u, last), kvh, lid);
+            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid);
+            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid);
+            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid);
+            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid);
             acc += block_probs[jj] * v0 + block_probs[jj + 1u] * v1 + block_probs[jj + 2u] * v2
                 + block_probs[jj + 3u] * v3 + block_probs[jj + 4u] * v4 + block_probs[jj + 5u] * v5
                 + block_probs[jj + 6u] * v6 + block_probs[jj + 7u] * v7;
@@ -452,7 +417,7 @@ fn attention_split(
         storageBarrier();
     }
     workgroupBarrier();
-    let run = attend(kvh, lo, hi, lid, true);
+    let run = attend(kvh, lo, hi, lid);
     // The only run: the output itself (the combine does not run).
     if len >= pos + 1u - first {
         write_out(h * p.head_dim, run.acc / run.sum, lid);

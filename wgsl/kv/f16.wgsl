@@ -10,9 +10,3 @@ fn cache_pair(stored: CachePair) -> vec2<f32> {
 fn stored_pair(values: vec2<f32>) -> CachePair {
     return pack2x16float(values);
 }
-
-// Values as the cache returns them once stored: rounded to f16. (Not unpack(pack(x)):
-// NVIDIA's compiler folds that round trip away.)
-fn as_stored4(values: vec4<f32>) -> vec4<f32> {
-    return quantizeToF16(values);
-}

@@ -8,7 +8,3 @@ fn cache_pair(stored: CachePair) -> vec2<f32> {
 fn stored_pair(values: vec2<f32>) -> CachePair {
     return values;
 }
-
-fn as_stored4(values: vec4<f32>) -> vec4<f32> {
-    return values;
-}
