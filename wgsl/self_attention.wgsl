@@ -437,7 +437,11 @@ fn attention_split(
 }
 
 // A decode step: one workgroup per query head adds up its runs, each rescaled to the
-// largest maximum.
+// largest maximum. Invocation r reads run r's maximum and sum (MAX_RUNS is the
+// workgroup's size), so that no loop waits on one load after another; the runs' values
+// then come four runs at a time, their loads in flight together.
+var<workgroup> run_scales: array<f32, MAX_RUNS>;
+
 @compute @workgroup_size(64)
 fn attention_combine(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -451,26 +455,32 @@ fn attention_combine(
     let pos = step.past;
     let keys = pos + 1u - first_key(pos);
     let count = (keys + run_len(keys) - 1u) / run_len(keys);
-    var m = LOWEST;
-    for (var r = 0u; r < count; r++) {
-        m = max(m, runs[run_stats(h, r)]);
-    }
-    var sum = 0.0;
-    var acc = vec4<f32>();
+    let own = lid < count;
+    let stats = run_stats(h, min(lid, count - 1u));
+    let own_m = select(LOWEST, runs[stats], own);
+    let m = workgroup_max(own_m, lid);
+    let scale = select(0.0, exp(own_m - m), own);
+    run_scales[lid] = scale;
+    let sum = workgroup_sum(scale * runs[stats + 1u], lid);
+    // Values past the head's end read its first instead and are never stored; runs
+    // past the last read the last, scaled by 0.
     let inside = own_inside(lid);
-    for (var r = 0u; r < count; r++) {
-        let scale = exp(runs[run_stats(h, r)] - m);
-        sum += scale * runs[run_stats(h, r) + 1u];
-        let at = vec4<u32>(run_values(h, r)) + own_values(lid);
-        var values = vec4<f32>();
-        for (var i = 0u; i < 4u; i++) {
-            if inside[i] {
-                values[i] = runs[at[i]];
-            }
-        }
-        acc += scale * values;
+    let offsets = select(vec4<u32>(), own_values(lid), inside);
+    var acc = vec4<f32>();
+    for (var r = 0u; r < count; r += 4u) {
+        let last = count - 1u;
+        acc += run_scales[r] * run_values4(h, r, offsets)
+            + run_scales[min(r + 1u, MAX_RUNS - 1u)] * run_values4(h, min(r + 1u, last), offsets)
+            + run_scales[min(r + 2u, MAX_RUNS - 1u)] * run_values4(h, min(r + 2u, last), offsets)
+            + run_scales[min(r + 3u, MAX_RUNS - 1u)] * run_values4(h, min(r + 3u, last), offsets);
     }
     write_out(h * p.head_dim, acc / sum, lid);
+}
+
+// Head h's run r's values at `offsets` in its row.
+fn run_values4(h: u32, r: u32, offsets: vec4<u32>) -> vec4<f32> {
+    let at = vec4<u32>(run_values(h, r)) + offsets;
+    return vec4<f32>(runs[at.x], runs[at.y], runs[at.z], runs[at.w]);
 }
 
 // Stores values e, e + 1 of this step's key and value row t (at position P + t).
