@@ -213,7 +213,8 @@ fn matmul_prefill_on_tensor_cores() {
     let mut rng = rng("matmul_prefill_on_tensor_cores");
     let tokens = |n: u32| -> Vec<u32> { (0..n).map(|i| i % CONTEXT as u32).collect() };
     let (long, short) = (tokens(512), tokens(100));
-    let steps: &[&[u32]] = &[&long, &short, &[5, 6, 7]];
+    // The one-token step runs the single-row kernel with x in f16 bound beside it.
+    let steps: &[&[u32]] = &[&long, &short, &[5, 6, 7], &[8]];
     let (n_rows, cols) = (128, 512);
     for ty in [
         GgmlType::Q4_0,
@@ -758,10 +759,11 @@ fn fused_attention_over_steps() {
     }
 }
 
-/// A longer step's attention takes 16 queries and up to 16 keys at a time: prompts of
-/// several query tiles and key tiles, partial ones at both ends, for the head sizes of
-/// real models (each lane then holds 8, 16 or 32 of a query's values), with and
-/// without a window that starts inside a tile.
+/// A longer step's attention takes up to 32 queries (8 for heads of 256) and up to 16
+/// keys at a time: prompts of several query tiles and key tiles, partial ones at both
+/// ends, for the head sizes of real models and for ones whose lanes hold fewer than
+/// eight pairs of a query's values (80, 144), with and without a window that starts
+/// inside a tile.
 #[test]
 fn prefill_attention_in_query_tiles() {
     let mut rng = rng("prefill_attention_in_query_tiles");
@@ -770,7 +772,9 @@ fn prefill_attention_in_query_tiles() {
     let steps: &[&[u32]] = &[&first, &[3], &second];
     for (head_dim, window, kv_type) in [
         (64, None, KvType::F16),
+        (80, None, KvType::F32),
         (128, Some(23), KvType::F32),
+        (144, Some(30), KvType::F16),
         (256, None, KvType::F16),
         (256, Some(37), KvType::F16),
     ] {

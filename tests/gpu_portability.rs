@@ -132,3 +132,32 @@ fn tensor_core_matmuls_validate_and_translate_to_spirv() {
         assert_eq!(spirv[0], 0x0723_0203, "{}: SPIR-V magic", module.name());
     }
 }
+
+/// WebGPU's default `maxComputeWorkgroupStorageSize`, which every adapter offers.
+const DEFAULT_WORKGROUP_MEMORY: u32 = 16384;
+
+/// Each entry point's workgroup variables (those it or a function it calls uses) fit
+/// WebGPU's default, so that every module builds on any adapter.
+#[test]
+fn every_kernel_fits_the_default_workgroup_memory() {
+    for module in Module::all() {
+        let (parsed, info) = parse_and_validate(module);
+        for (i, entry) in parsed.entry_points.iter().enumerate() {
+            let uses = info.get_entry_point(i);
+            let bytes: u32 = parsed
+                .global_variables
+                .iter()
+                .filter(|&(handle, var)| {
+                    var.space == naga::AddressSpace::WorkGroup && !uses[handle].is_empty()
+                })
+                .map(|(_, var)| parsed.types[var.ty].inner.size(parsed.to_ctx()))
+                .sum();
+            assert!(
+                bytes <= DEFAULT_WORKGROUP_MEMORY,
+                "{}: {} uses {bytes} bytes of workgroup memory",
+                module.name(),
+                entry.name
+            );
+        }
+    }
+}

@@ -9,10 +9,9 @@
 // what a prefill matmul spends its time on. Subgroup s multiplies all 64 rows by tokens
 // 64·s .. + 64: four row blocks by four token blocks of 16 × 16, so that each block it
 // loads serves four multiplies. Only W passes through workgroup memory; x's blocks
-// load straight from `x_half`. The
-// sums go straight to `out`, whole tiles: the executor gives every activation rows for
-// a whole number of tiles of tokens (the rows past the step's are never read), and runs
-// this kernel only on whole tiles of 64 rows.
+// load straight from `x_half`. The sums go straight to `out`, whole tiles: the
+// executor gives every activation rows for a whole number of tiles of tokens (the rows
+// past the step's are never read), and runs this kernel only on whole tiles of 64 rows.
 
 const COOP_TOKENS: u32 = 256u;
 // A chunk's W, rows × CHUNK columns.

@@ -216,17 +216,20 @@ fn write_out(row: u32, values: vec4<f32>, lid: u32) {
 // their values, which invocation (qi, lane) accumulates for its query qi: value pairs
 // lane, lane + L, … for L = 128 / query_tile() lanes a query. Rows in workgroup memory
 // lie one element more than a row apart, so that rows read at once lie in different
-// banks. 14.5 KiB of workgroup memory with an f16 cache, under WebGPU's default 16.
+// banks. Under 16 KiB of workgroup memory (WebGPU's default) with either cache type.
 const Q_TILE_VALUES: u32 = 2080u;
-const KV_TILE_PAIRS: u32 = 1040u;
+// The keys' rows of a tile fill 4160 bytes; the lanes of a query read up to 8·L pairs
+// of the last row whatever the head's length (at most 128 past its start), so that
+// much more is there to be read (and never stored).
+const KV_TILE_PAIRS: u32 = 4160u / PAIR_BYTES;
 const MAX_TILE_KEYS: u32 = 16u;
 var<workgroup> q_tile: array<f32, Q_TILE_VALUES>;
-var<workgroup> kv_tile: array<CachePair, KV_TILE_PAIRS>;
+var<workgroup> kv_tile: array<CachePair, KV_TILE_PAIRS + 128u>;
 var<workgroup> tile_scores: array<f32, 512>;
 
 // Tokens of a workgroup's tile: the most, up to 32, whose rows of q fill 2048 values,
 // a power of two (`query_tile` in src/runtime/gpu/executor.rs says the same). Each
-// invocation then accumulates 16 values (8 pairs) of its query.
+// invocation then accumulates at most 16 values (8 pairs) of its query.
 fn query_tile() -> u32 {
     let fit = min(32u, 2048u / p.head_dim);
     return 1u << (31u - countLeadingZeros(fit));

@@ -333,7 +333,15 @@ impl<'a> Loader<'a> {
                 rows: tokens,
                 per_context: false,
             };
-            self.dispatch(label, module, COOP_X_HALF, params, grid, sources.clone())?;
+            let rounding = format!("{label} (x to f16)");
+            self.dispatch(
+                &rounding,
+                module,
+                COOP_X_HALF,
+                params,
+                grid,
+                sources.clone(),
+            )?;
             self.runs_in(Steps::SeveralRows);
             (COOP_PREFILL, COOP_TOKENS)
         } else {
