@@ -2,7 +2,7 @@
 //!
 //! cargo run --release --example complete -- models/SmolLM2-135M-Instruct.Q4_1.gguf "The capital of France is"
 
-use rustorch::runtime::{KvType, Sampler, SamplerConfig};
+use rustorch::runtime::{DecodeInput, KvType, Sampler, SamplerConfig};
 use rustorch::text::LanguageModel;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: complete MODEL PROMPT".into());
     };
     let lm = LanguageModel::load(&model)?;
-    let mut session = lm.model.session(Some(512), KvType::F16)?;
+    let mut session = lm.model.session(Some(512), KvType::F16, DecodeInput::F32)?;
     let tokens = lm.encode_prompt(&prompt)?;
     let mut sampler = Sampler::new(SamplerConfig::greedy());
     print!("{prompt}");

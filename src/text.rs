@@ -1,7 +1,7 @@
 //! The embedding API: a model with its own tokenizer, turning text into text.
 //!
 //! ```
-//! use rustorch::runtime::{KvType, Sampler, SamplerConfig};
+//! use rustorch::runtime::{DecodeInput, KvType, Sampler, SamplerConfig};
 //! use rustorch::text::LanguageModel;
 //!
 //! # let path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -10,7 +10,7 @@
 //! #     return Ok(());
 //! # }
 //! let lm = LanguageModel::load("models/SmolLM2-135M-Instruct.Q4_1.gguf")?;
-//! let mut session = lm.model.session(Some(512), KvType::F16)?;
+//! let mut session = lm.model.session(Some(512), KvType::F16, DecodeInput::F32)?;
 //! let prompt = lm.encode_prompt("The capital of France is")?;
 //! let mut sampler = Sampler::new(SamplerConfig::greedy());
 //! let options = lm.options(8);

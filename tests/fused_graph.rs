@@ -7,7 +7,7 @@ mod common;
 mod tiny;
 
 use proptest::prelude::*;
-use rustorch::runtime::{KvType, Model};
+use rustorch::runtime::{DecodeInput, KvType, Model};
 
 fn rel_l2(a: &[f32], b: &[f32]) -> f32 {
     let num: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
@@ -29,8 +29,12 @@ fn assert_same_logits(
         "nothing was fused"
     );
     let n_vocab = fused.config.n_vocab;
-    let mut a = fused.session(Some(context), KvType::F16).unwrap();
-    let mut b = unfused.session(Some(context), KvType::F16).unwrap();
+    let mut a = fused
+        .session(Some(context), KvType::F16, DecodeInput::F32)
+        .unwrap();
+    let mut b = unfused
+        .session(Some(context), KvType::F16, DecodeInput::F32)
+        .unwrap();
     let mut at = 0;
     for &len in chunks {
         let step = &tokens[at..at + len];

@@ -12,8 +12,8 @@ use rustorch::graph::{
 };
 use rustorch::model::{Activation, RopeMode};
 use rustorch::runtime::cpu::{CpuInterpreter, RunError};
-use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions, TOP_K_MAX};
-use rustorch::runtime::{argmax, top_k, KvCache, KvType};
+use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions, TOP_K_MAX, WIDE_ROWS};
+use rustorch::runtime::{argmax, top_k, DecodeInput, KvCache, KvType};
 use rustorch::synth::SplitMix64;
 
 const TOLERANCE: f64 = 1e-4;
@@ -41,6 +41,8 @@ struct Net {
     folded: bool,
     /// Run on a device opened with tensor cores, to f16's tolerance.
     tensor_cores: bool,
+    /// How the decode matmuls read x, on both sides.
+    decode_input: DecodeInput,
 }
 
 impl Net {
@@ -60,6 +62,7 @@ impl Net {
             capacity: CONTEXT,
             folded: false,
             tensor_cores: false,
+            decode_input: DecodeInput::F32,
         }
     }
 
@@ -115,13 +118,16 @@ impl Net {
         let Some(context) = context else { return };
         self.graph.output = output;
         let file = TestFile::new(&self.tensors);
-        let cpu = CpuInterpreter::new(&self.graph, &file.gguf).unwrap();
+        let cpu = CpuInterpreter::new(&self.graph, &file.gguf)
+            .unwrap()
+            .with_decode_input(self.decode_input);
         let max_tokens = steps.iter().map(|s| s.len()).max().unwrap();
         let capacity = self.first_position + self.capacity;
         let options = GpuOptions {
             max_tokens,
             context: capacity,
             kv_type: self.kv_type,
+            decode_input: self.decode_input,
         };
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -177,20 +183,72 @@ fn embedding_of_every_type() {
 }
 
 fn matmul_case(ty: GgmlType, steps: &[&[u32]], rng: &mut SplitMix64) {
-    let (n_rows, cols) = (70, 512);
+    matmul_rows_case(ty, 70, steps, DecodeInput::F32, rng);
+}
+
+fn matmul_rows_case(
+    ty: GgmlType,
+    n_rows: usize,
+    steps: &[&[u32]],
+    decode_input: DecodeInput,
+    rng: &mut SplitMix64,
+) {
+    let cols = 512;
     let mut net = Net::new();
+    net.decode_input = decode_input;
     let x = net.input("x", cols, rng);
     let weight = net.weight(Tensor::random("w", ty, n_rows, cols, rng));
     let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
     net.capacity = 256;
-    net.check(out, steps, &format!("matmul {ty}"));
+    net.check(
+        out,
+        steps,
+        &format!("matmul {ty} of {n_rows} rows, {decode_input:?}"),
+    );
 }
 
 #[test]
 fn matmul_decode_of_every_type() {
     let mut rng = rng("matmul_decode_of_every_type");
-    for ty in GgmlType::ALL {
-        matmul_case(ty, &[&[4], &[11]], &mut rng);
+    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+        for ty in GgmlType::ALL {
+            matmul_rows_case(ty, 70, &[&[4], &[11]], decode_input, &mut rng);
+        }
+    }
+}
+
+/// Matrices of `WIDE_ROWS` rows or more decode eight rows a workgroup: here with a last
+/// workgroup of one group of four (rows past the end included), then gate and up side
+/// by side with the gated activation folded, x in f32 and in 8 bits.
+#[test]
+fn decode_matmuls_of_wide_matrices() {
+    let mut rng = rng("decode_matmuls_of_wide_matrices");
+    let n_rows = WIDE_ROWS as usize + 6;
+    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+        for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+            matmul_rows_case(ty, n_rows, &[&[4]], decode_input, &mut rng);
+        }
+        let (n_cols, n_ff) = (256, WIDE_ROWS as usize / 2 + 4);
+        let mut net = Net::new();
+        net.decode_input = decode_input;
+        net.folded = true;
+        let x = net.input("x", n_cols, &mut rng);
+        let weights = ["gate", "up"]
+            .map(|name| net.weight(Tensor::random(name, GgmlType::Q4K, n_ff, n_cols, &mut rng)))
+            .to_vec();
+        let op = Op::Linear {
+            weights,
+            prologue: None,
+            epilogue: vec![Epilogue::Gated {
+                act: Activation::Silu,
+            }],
+        };
+        let out = net.op(op, rows(n_ff), &[x]);
+        net.check(
+            out,
+            &[&[3], &[5]],
+            &format!("wide gate+up, {decode_input:?}"),
+        );
     }
 }
 
@@ -457,16 +515,20 @@ fn rope(mode: RopeMode, head_dim: usize, n_rot: usize) -> Rope {
 #[test]
 fn linear_with_prologue_and_head_epilogues() {
     let mut rng = rng("linear_with_prologue_and_head_epilogues");
-    // Near the start, and 70,000 positions in (angles of 10^4 radians and more).
+    // Near the start, and 70,000 positions in (angles of 10^4 radians and more); x in
+    // f32 and in 8 bits (rounded after the prologue's norm weight, scaled after).
     for first_position in [0, 70_000] {
-        linear_qkv_case(first_position, &mut rng);
+        for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+            linear_qkv_case(first_position, decode_input, &mut rng);
+        }
     }
 }
 
-fn linear_qkv_case(first_position: usize, rng: &mut SplitMix64) {
+fn linear_qkv_case(first_position: usize, decode_input: DecodeInput, rng: &mut SplitMix64) {
     let (head, n_cols) = (32, 256);
     let mut net = Net::new();
     net.first_position = first_position;
+    net.decode_input = decode_input;
     let x = net.input("x", n_cols, rng);
     let weights = vec![
         net.weight(Tensor::random("q", GgmlType::Q4K, 2 * head, n_cols, rng)),
@@ -510,7 +572,7 @@ fn linear_qkv_case(first_position: usize, rng: &mut SplitMix64) {
     net.check(
         out,
         STEPS,
-        &format!("linear q+k+v from position {first_position}"),
+        &format!("linear q+k+v from position {first_position}, {decode_input:?}"),
     );
 }
 
@@ -527,10 +589,11 @@ fn linear_epilogues_folded_into_decode() {
         (RopeMode::Halves, head),
     ];
     for (mode, n_rot) in shapes {
-        for first_position in [0, 70_000] {
+        for (first_position, decode_input) in [(0, DecodeInput::F32), (70_000, DecodeInput::Int8)] {
             let mut net = Net::new();
             net.first_position = first_position;
             net.folded = true;
+            net.decode_input = decode_input;
             let x = net.input("x", 256, &mut rng);
             let weights = vec![
                 net.weight(Tensor::random("q", GgmlType::Q4K, 2 * head, 256, &mut rng)),
@@ -556,7 +619,9 @@ fn linear_epilogues_folded_into_decode() {
             net.check(
                 out,
                 STEPS,
-                &format!("linear q+k+v, {mode:?} rotation of {n_rot}, from {first_position}"),
+                &format!(
+                    "linear q+k+v, {mode:?} rotation of {n_rot}, from {first_position}, {decode_input:?}"
+                ),
             );
         }
     }
@@ -875,6 +940,7 @@ fn top_k_reads_back_the_largest_of_the_last_row() {
         max_tokens: 4,
         context: CONTEXT,
         kv_type: KvType::F16,
+        decode_input: DecodeInput::F32,
     };
     let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
     let mut kv = gpu.kv_cache().unwrap();
@@ -907,6 +973,7 @@ fn bad_steps_are_errors() {
         max_tokens: 4,
         context: 8,
         kv_type: KvType::F16,
+        decode_input: DecodeInput::F32,
     };
     let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
     let other = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();

@@ -8,7 +8,7 @@ mod gpu_common;
 use gpu_common::{gpu, relative_l2};
 use rustorch::runtime::cpu::CpuInterpreter;
 use rustorch::runtime::gpu::{GpuExecutor, GpuOptions};
-use rustorch::runtime::{argmax, KvCache, KvType, Model};
+use rustorch::runtime::{argmax, DecodeInput, KvCache, KvType, Model};
 
 const CONTEXT: usize = 32;
 const GREEDY_STEPS: usize = 3;
@@ -42,6 +42,7 @@ fn compare_graphs(file: &str, prompt: &[u32], graphs: Graphs) {
         max_tokens: prompt.len(),
         context: CONTEXT,
         kv_type: KvType::F16,
+        decode_input: DecodeInput::F32,
     };
     let n_vocab = model.config.n_vocab;
 
@@ -134,9 +135,11 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
             .tokens
     };
     let mut on_gpu = model
-        .gpu_session(context, Some(CONTEXT), KvType::F16)
+        .gpu_session(context, Some(CONTEXT), KvType::F16, DecodeInput::F32)
         .unwrap();
-    let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
+    let mut on_cpu = model
+        .session(Some(CONTEXT), KvType::F16, DecodeInput::F32)
+        .unwrap();
     assert_eq!(run(&mut on_gpu), run(&mut on_cpu));
 }
 
@@ -150,9 +153,11 @@ fn smollm2_last_row_logits_on_the_gpu_match_the_cpu() {
     let model = Model::load(&path).unwrap();
     let prompt = [504, 3575, 282, 4649, 314];
     let mut on_gpu = model
-        .gpu_session(context, Some(CONTEXT), KvType::F16)
+        .gpu_session(context, Some(CONTEXT), KvType::F16, DecodeInput::F32)
         .unwrap();
-    let mut on_cpu = model.session(Some(CONTEXT), KvType::F16).unwrap();
+    let mut on_cpu = model
+        .session(Some(CONTEXT), KvType::F16, DecodeInput::F32)
+        .unwrap();
     let (got, want) = (
         on_gpu.logits_last(&prompt).unwrap(),
         on_cpu.logits_last(&prompt).unwrap(),
@@ -176,8 +181,12 @@ fn smollm2_prompt_longer_than_a_step_runs_in_chunks() {
         .map(|i| 100 + (i * 37 % 5000) as u32)
         .collect();
     let capacity = Some(2 * GPU_STEP_TOKENS);
-    let mut on_gpu = model.gpu_session(context, capacity, KvType::F16).unwrap();
-    let mut on_cpu = model.session(capacity, KvType::F16).unwrap();
+    let mut on_gpu = model
+        .gpu_session(context, capacity, KvType::F16, DecodeInput::F32)
+        .unwrap();
+    let mut on_cpu = model
+        .session(capacity, KvType::F16, DecodeInput::F32)
+        .unwrap();
     let (got, want) = (
         on_gpu.logits_last(&prompt).unwrap(),
         on_cpu.logits_last(&prompt).unwrap(),

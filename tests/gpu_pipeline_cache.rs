@@ -11,7 +11,7 @@ use rustorch::runtime::cpu::CpuInterpreter;
 use rustorch::runtime::gpu::{
     AdapterChoice, GpuContext, GpuExecutor, GpuOptions, CACHE_DIR_VARIABLE,
 };
-use rustorch::runtime::{KvCache, KvType};
+use rustorch::runtime::{DecodeInput, KvCache, KvType};
 
 /// Embedding rows through a Q4_K matmul: two modules' pipelines.
 fn small_model() -> (Graph, TestFile) {
@@ -52,6 +52,7 @@ fn build_and_run(context: &GpuContext, graph: &Graph, file: &TestFile) {
         max_tokens: 2,
         context: 4,
         kv_type: KvType::F16,
+        decode_input: DecodeInput::F32,
     };
     let executor = GpuExecutor::new(graph, &file.gguf, context, options).unwrap();
     let cpu = CpuInterpreter::new(graph, &file.gguf).unwrap();

@@ -7,7 +7,7 @@
 use naga::back::msl;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use rustorch::gguf::GgmlType;
-use rustorch::runtime::gpu::{coop_matmul_source, Module, COOP_PREFILL};
+use rustorch::runtime::gpu::{coop_matmul_source, DecodeKernel, Module, COOP_PREFILL};
 
 fn parse_and_validate(module: Module) -> (naga::Module, naga::valid::ModuleInfo) {
     let source = module.source();
@@ -69,38 +69,64 @@ fn every_module_validates_and_translates() {
                 module.name()
             );
         }
-        // Every override keeps its default, as the executor builds them.
-        let constants = naga::back::PipelineConstants::default();
-        let (parsed, info) =
-            naga::back::pipeline_constants::process_overrides(&parsed, &info, None, &constants)
-                .unwrap_or_else(|e| panic!("{}: overrides: {e}", module.name()));
-
-        let options = msl::Options {
-            lang_version: (2, 1),
-            per_entry_point_map: msl_bindings(&parsed),
-            fake_missing_bindings: false,
-            ..Default::default()
-        };
-        let (metal, _) = msl::write_string(&parsed, &info, &options, &Default::default())
-            .unwrap_or_else(|e| panic!("{}: MSL: {e}", module.name()));
-        assert!(
-            !metal.contains("fake"),
-            "{}: placeholder bindings",
-            module.name()
-        );
-
-        let spirv = naga::back::spv::write_vec(&parsed, &info, &Default::default(), None)
-            .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", module.name()));
-        assert_eq!(spirv[0], 0x0723_0203, "{}: SPIR-V magic", module.name());
-
-        let mut hlsl = String::new();
-        let options = naga::back::hlsl::Options::default();
-        let pipeline = naga::back::hlsl::PipelineOptions::default();
-        naga::back::hlsl::Writer::new(&mut hlsl, &options, &pipeline)
-            .write(&parsed, &info, None)
-            .unwrap_or_else(|e| panic!("{}: HLSL: {e}", module.name()));
-        assert!(hlsl.contains("numthreads"), "{}", module.name());
+        // Every override at its default, and the decode matmul in each of its
+        // specialisations, as the executor builds them.
+        let mut specialisations = vec![Vec::new()];
+        if matches!(module, Module::Matmul(_)) {
+            for fold in 0..3 {
+                for quads in [1, 2] {
+                    for round_x in [false, true] {
+                        let kernel = DecodeKernel {
+                            fold,
+                            quads,
+                            round_x,
+                        };
+                        specialisations.push(kernel.constants().to_vec());
+                    }
+                }
+            }
+        }
+        for constants in specialisations {
+            translate(module, &parsed, &info, &constants);
+        }
     }
+}
+
+/// `parsed` with its overrides set to `constants` in MSL, SPIR-V and HLSL.
+fn translate(
+    module: Module,
+    parsed: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    constants: &[(&str, f64)],
+) {
+    let what = format!("{} {constants:?}", module.name());
+    let constants: naga::back::PipelineConstants =
+        constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+    let (parsed, info) =
+        naga::back::pipeline_constants::process_overrides(parsed, info, None, &constants)
+            .unwrap_or_else(|e| panic!("{what}: overrides: {e}"));
+
+    let options = msl::Options {
+        lang_version: (2, 1),
+        per_entry_point_map: msl_bindings(&parsed),
+        fake_missing_bindings: false,
+        ..Default::default()
+    };
+    let (metal, _) = msl::write_string(&parsed, &info, &options, &Default::default())
+        .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+    assert!(!metal.contains("fake"), "{what}: placeholder bindings");
+
+    let spirv = naga::back::spv::write_vec(&parsed, &info, &Default::default(), None)
+        .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+    assert_eq!(spirv[0], 0x0723_0203, "{what}: SPIR-V magic");
+
+    let mut hlsl = String::new();
+    let options = naga::back::hlsl::Options::default();
+    let pipeline = naga::back::hlsl::PipelineOptions::default();
+    naga::back::hlsl::Writer::new(&mut hlsl, &options, &pipeline)
+        .write(&parsed, &info, None)
+        .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
+    assert!(hlsl.contains("numthreads"), "{what}");
 }
 
 #[test]
@@ -127,6 +153,10 @@ fn tensor_core_matmuls_validate_and_translate_to_spirv() {
         let info = Validator::new(ValidationFlags::all(), caps)
             .validate(&parsed)
             .unwrap_or_else(|e| panic!("{}: {}", module.name(), e.emit_to_string(&source)));
+        let constants = naga::back::PipelineConstants::default();
+        let (parsed, info) =
+            naga::back::pipeline_constants::process_overrides(&parsed, &info, None, &constants)
+                .unwrap_or_else(|e| panic!("{}: overrides: {e}", module.name()));
         let spirv = naga::back::spv::write_vec(&parsed, &info, &Default::default(), None)
             .unwrap_or_else(|e| panic!("{} on tensor cores: SPIR-V: {e}", module.name()));
         assert_eq!(spirv[0], 0x0723_0203, "{}: SPIR-V magic", module.name());

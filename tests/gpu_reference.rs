@@ -15,7 +15,7 @@ mod gpu_common;
 
 use common::ids;
 use gpu_common::{gpu, relative_l2};
-use rustorch::runtime::{argmax, KvType, Model};
+use rustorch::runtime::{argmax, DecodeInput, KvType, Model};
 
 fn check(model_file: &str, model_dir: &str) {
     let Some(path) = common::real_model(model_file) else {
@@ -30,8 +30,12 @@ fn check(model_file: &str, model_dir: &str) {
     let mut failures = Vec::new();
     for case in read("logits.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
-        let mut on_gpu = model.gpu_session(context, Some(2048), KvType::F32).unwrap();
-        let mut on_cpu = model.session(Some(2048), KvType::F32).unwrap();
+        let mut on_gpu = model
+            .gpu_session(context, Some(2048), KvType::F32, DecodeInput::F32)
+            .unwrap();
+        let mut on_cpu = model
+            .session(Some(2048), KvType::F32, DecodeInput::F32)
+            .unwrap();
         let (g, c) = (
             on_gpu.logits_all(&prompt).unwrap(),
             on_cpu.logits_all(&prompt).unwrap(),
@@ -57,8 +61,12 @@ fn check(model_file: &str, model_dir: &str) {
     for case in read("greedy.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
         let steps = ids(&case["generated_ids"]).len();
-        let mut on_gpu = model.gpu_session(context, Some(2048), KvType::F32).unwrap();
-        let mut on_cpu = model.session(Some(2048), KvType::F32).unwrap();
+        let mut on_gpu = model
+            .gpu_session(context, Some(2048), KvType::F32, DecodeInput::F32)
+            .unwrap();
+        let mut on_cpu = model
+            .session(Some(2048), KvType::F32, DecodeInput::F32)
+            .unwrap();
         let (mut g, mut c) = (
             on_gpu.argmax_last(&prompt).unwrap(),
             on_cpu.argmax_last(&prompt).unwrap(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustorch::compiler::{compile, CompileOptions, Plan, PlanError};
 use rustorch::gguf::GgufFile;
-use rustorch::runtime::{KvType, LoadError, Model};
+use rustorch::runtime::{DecodeInput, KvType, LoadError, Model};
 
 fn write_plan(gguf: &Path, out: &Path) -> Plan {
     let file = GgufFile::open(gguf).unwrap();
@@ -42,7 +42,9 @@ fn a_plan_runs_exactly_as_its_gguf() {
     let mut logits = Vec::new();
     for path in [&gguf, &rtc] {
         let model = Model::load(path).unwrap();
-        let mut session = model.session(Some(32), KvType::F16).unwrap();
+        let mut session = model
+            .session(Some(32), KvType::F16, DecodeInput::F32)
+            .unwrap();
         let mut all = session.logits_all(&tokens).unwrap();
         all.extend(session.logits_last(&[7]).unwrap());
         logits.push(all);
@@ -125,7 +127,9 @@ fn real_model_through_plan(file: &str, reference_dir: &str) {
         };
         let prompt: Vec<u32> = serde_json::from_value(ids).unwrap();
         let run = |model: &Model| {
-            let mut s = model.session(Some(2048), KvType::F16).unwrap();
+            let mut s = model
+                .session(Some(2048), KvType::F16, DecodeInput::F32)
+                .unwrap();
             s.logits_all(&prompt).unwrap()
         };
         assert_eq!(run(&from_gguf), run(&from_plan), "{}", case["id"]);

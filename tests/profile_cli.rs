@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use gpu_common::gpu;
 use rustorch::compiler::layout::{plan_weights, Target};
 use rustorch::runtime::gpu::{GpuContext, GpuExecutor, GpuOptions};
-use rustorch::runtime::{KvType, Model};
+use rustorch::runtime::{DecodeInput, KvType, Model};
 use serde_json::Value;
 
 /// The context every run here asks for (`-c`); the CLI's executor then takes steps of
@@ -42,6 +42,7 @@ fn session_executor<'a>(model: &'a Model, context: &'a GpuContext) -> GpuExecuto
         max_tokens: CONTEXT,
         context: CONTEXT,
         kv_type: KvType::F16,
+        decode_input: DecodeInput::F32,
     };
     GpuExecutor::new(&model.graph_all, &model.gguf, context, options).unwrap()
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{floats, ids, reference as fixture};
-use rustorch::runtime::{argmax, KvType, Model};
+use rustorch::runtime::{argmax, DecodeInput, KvType, Model};
 
 #[derive(Default)]
 struct Agreement {
@@ -28,7 +28,9 @@ fn check_logits(model_file: &str, model_dir: &str) {
     let mut agreement = Agreement::default();
     for case in reference["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
-        let mut session = model.session(Some(2048), KvType::F16).unwrap();
+        let mut session = model
+            .session(Some(2048), KvType::F16, DecodeInput::F32)
+            .unwrap();
         let logits = session.logits_all(&prompt).unwrap();
         let n_vocab = model.config.n_vocab;
         let (mut sum_sq, mut count) = (0.0, 0);
@@ -99,7 +101,9 @@ fn check_greedy(model_file: &str, model_dir: &str, max_cases: usize) {
         let expected = ids(&case["generated_ids"]);
         let top1 = floats(&case["step_argmax_logit"]);
         let runner_up = floats(&case["step_runner_up_logit"]);
-        let mut session = model.session(Some(2048), KvType::F16).unwrap();
+        let mut session = model
+            .session(Some(2048), KvType::F16, DecodeInput::F32)
+            .unwrap();
         let mut logits = session.logits_last(&prompt).unwrap();
         for (step, &want) in expected.iter().enumerate() {
             let got = argmax(&logits) as u32;
@@ -136,7 +140,9 @@ fn check_teacher_forced(model_file: &str, model_dir: &str) {
         let prompt = ids(&case["prompt_ids"]);
         let generated = ids(&case["generated_ids"]);
         let sequence = [&prompt[..], &generated[..]].concat();
-        let mut session = model.session(Some(2048), KvType::F16).unwrap();
+        let mut session = model
+            .session(Some(2048), KvType::F16, DecodeInput::F32)
+            .unwrap();
         let logits = session.logits_all(&sequence[..sequence.len() - 1]).unwrap();
         for (i, &want) in generated.iter().enumerate() {
             let pos = prompt.len() - 1 + i;

@@ -4,7 +4,7 @@
 mod common;
 
 use rustorch::runtime::cpu::RunError;
-use rustorch::runtime::{KvType, Model};
+use rustorch::runtime::{DecodeInput, KvType, Model};
 
 const PROMPT: [u32; 10] = [504, 3575, 282, 4649, 314, 7042, 30, 378, 1159, 29];
 
@@ -21,9 +21,13 @@ fn decoding_token_by_token_equals_one_batched_pass() {
     };
     let model = Model::load(path).unwrap();
     let n_vocab = model.config.n_vocab;
-    let mut batched = model.session(Some(64), KvType::F32).unwrap();
+    let mut batched = model
+        .session(Some(64), KvType::F32, DecodeInput::F32)
+        .unwrap();
     let all = batched.logits_all(&PROMPT).unwrap();
-    let mut stepwise = model.session(Some(64), KvType::F32).unwrap();
+    let mut stepwise = model
+        .session(Some(64), KvType::F32, DecodeInput::F32)
+        .unwrap();
     for (i, &t) in PROMPT.iter().enumerate() {
         let logits = stepwise.logits_last(&[t]).unwrap();
         let err = rel_l2(&logits, &all[i * n_vocab..(i + 1) * n_vocab]);
@@ -37,7 +41,9 @@ fn a_full_context_is_an_error() {
         return;
     };
     let model = Model::load(path).unwrap();
-    let mut session = model.session(Some(8), KvType::F16).unwrap();
+    let mut session = model
+        .session(Some(8), KvType::F16, DecodeInput::F32)
+        .unwrap();
     let err = session.logits_last(&PROMPT).unwrap_err();
     assert_eq!(
         err,

@@ -4,7 +4,7 @@
 // dispatch per part, each writing its columns `first_row ..` of the output. A linear's
 // norm prologue runs before as rms_norm_mul in longer steps, and its epilogue after;
 // the decode kernel applies the prologue itself (`prologue`), and a rotation or the
-// gated activation as it stores (the `matmul_decode_*` entry points).
+// gated activation as it stores (its FOLD).
 
 struct Params {
     // Rows of W in this dispatch, and where they go in the output row.
@@ -42,8 +42,7 @@ struct Params {
     rope_freq_scale: f32,
 }
 
-// The epilogue the decode kernel applies as it stores, one entry point each (so that
-// each compiles to its own code alone).
+// The epilogue the decode kernel applies as it stores (its FOLD).
 const FOLD_NONE: u32 = 0u;
 const FOLD_ROPE: u32 = 1u;
 // act(rows b, b + 1) · rows b + s, b + s + 1 (gate and up side by side, s = gate rows),
@@ -132,6 +131,48 @@ fn x32(starts: vec4<u32>) -> X32 {
     return x;
 }
 
+// x's 32 values of a slice rounded to 8 bits, one scale a run of 8 (the runs of X32):
+// scale = max |x| / 127 over the run, each value round(x / scale). Two words a run,
+// runs 0 and 1 in `lo`, 2 and 3 in `hi`; `sums` are each run's Σ round(x / scale),
+// for the weight types' offsets and minimums.
+struct XQ8 {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+    scales: vec4<f32>,
+    sums: vec4<i32>,
+}
+
+fn max4(v: vec4<f32>) -> f32 {
+    return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+fn q8_word(v: vec4<f32>, inv: f32) -> u32 {
+    return pack4xI8(vec4<i32>(round(v * inv)));
+}
+
+fn rounded_q8(x: X32) -> XQ8 {
+    let amax = vec4<f32>(max4(max(abs(x.a), abs(x.b))), max4(max(abs(x.c), abs(x.d))),
+        max4(max(abs(x.e), abs(x.f))), max4(max(abs(x.g), abs(x.h))));
+    let inv = select(vec4<f32>(0.0), 127.0 / amax, amax > vec4<f32>(0.0));
+    var q: XQ8;
+    q.lo = vec4<u32>(q8_word(x.a, inv.x), q8_word(x.b, inv.x), q8_word(x.c, inv.y), q8_word(x.d, inv.y));
+    q.hi = vec4<u32>(q8_word(x.e, inv.z), q8_word(x.f, inv.z), q8_word(x.g, inv.w), q8_word(x.h, inv.w));
+    q.scales = amax / 127.0;
+    q.sums = run_dots(vec4<u32>(0x01010101u), vec4<u32>(0x01010101u), q);
+    return q;
+}
+
+// Each run's Σ w · round(x / scale) for 8 words of weights as signed bytes, in the
+// runs' order (two words a run).
+fn run_dots(w_lo: vec4<u32>, w_hi: vec4<u32>, x: XQ8) -> vec4<i32> {
+    return vec4<i32>(
+        dot4I8Packed(w_lo.x, x.lo.x) + dot4I8Packed(w_lo.y, x.lo.y),
+        dot4I8Packed(w_lo.z, x.lo.z) + dot4I8Packed(w_lo.w, x.lo.w),
+        dot4I8Packed(w_hi.x, x.hi.x) + dot4I8Packed(w_hi.y, x.hi.y),
+        dot4I8Packed(w_hi.z, x.hi.z) + dot4I8Packed(w_hi.w, x.hi.w),
+    );
+}
+
 // The four rows decode workgroup `w` computes (see `pair_span`).
 fn quad_rows(w: u32) -> vec4<u32> {
     let span = p.pair_span;
@@ -176,13 +217,24 @@ fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
     }
 }
 
-// Decode (one row of x): a workgroup of 64 computes four rows (`quad_rows`), one per
-// lane of a vec4 accumulator. Each invocation strides along the rows a slice of 32
-// weights at a time: it loads the 32 values of x the slice multiplies once, then each
-// row's `dot32` (the weight type's dot product, straight-line word loads where the
-// type has one). One reduction then sums all four rows at once, and the squares of x
-// for a folded prologue.
+// Decode (one row of x): a workgroup of 64 computes QUADS groups of four rows
+// (`quad_rows`), each group one vec4 accumulator. Each invocation strides along the
+// rows a slice of 32 weights at a time: it loads the 32 values of x the slice
+// multiplies once (and rounds them to 8 bits where ROUND_X), then each row's `dot32`
+// (the weight type's dot product, straight-line word loads where the type has one).
+// One reduction then sums all rows at once, and the squares of x for a folded
+// prologue.
+//
+// The executor specialises the kernel through these constants: the epilogue it folds
+// as it stores, two groups of rows where a matrix has rows enough to keep the device
+// busy at half the workgroups (x's loads and rounding then serve eight rows), and x in
+// 8 bits (`XQ8`), where the session asks for it.
+override FOLD: u32 = FOLD_NONE;
+override QUADS: u32 = 1u;
+override ROUND_X: bool = false;
+
 var<workgroup> partial: array<vec4<f32>, 64>;
+var<workgroup> partial_second: array<vec4<f32>, 64>;
 var<workgroup> partial_squares: array<f32, 64>;
 
 @compute @workgroup_size(64)
@@ -191,67 +243,73 @@ fn matmul_decode(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    decode_rows(workgroup_index(wid, nwg), lid, FOLD_NONE);
-}
-
-@compute @workgroup_size(64)
-fn matmul_decode_rope(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    decode_rows(workgroup_index(wid, nwg), lid, FOLD_ROPE);
-}
-
-@compute @workgroup_size(64)
-fn matmul_decode_gated(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    decode_rows(workgroup_index(wid, nwg), lid, FOLD_GATED);
-}
-
-// Workgroup `w` of a decode matmul that folds `fold` (a constant in each entry point).
-fn decode_rows(w: u32, lid: u32, fold: u32) {
-    let rows = quad_rows(w);
+    let w = workgroup_index(wid, nwg);
+    let two = QUADS == 2u;
+    let rows = quad_rows(QUADS * w);
+    let second_rows = quad_rows(QUADS * w + 1u);
     let stride = row_bytes(p.cols);
     // Rows past the last repeat it (their sums are never stored): no branches, so all
-    // four rows' loads can be in flight together.
+    // rows' loads can be in flight together.
     let at = min(rows, vec4<u32>(p.rows - 1u)) * stride;
+    let second_at = min(second_rows, vec4<u32>(p.rows - 1u)) * stride;
     var acc = vec4<f32>();
+    var second_acc = vec4<f32>();
     var squares = 0.0;
     for (var g = lid; g < p.cols / 32u; g += 64u) {
         let x = x32(columns32(g));
         squares += x.squares;
-        acc.x += dot32(at.x, g, x);
-        acc.y += dot32(at.y, g, x);
-        acc.z += dot32(at.z, g, x);
-        acc.w += dot32(at.w, g, x);
+        if ROUND_X {
+            let xq = rounded_q8(x);
+            acc += quad_dots_q8(at, g, xq);
+            if two {
+                second_acc += quad_dots_q8(second_at, g, xq);
+            }
+        } else {
+            acc += quad_dots(at, g, x);
+            if two {
+                second_acc += quad_dots(second_at, g, x);
+            }
+        }
     }
     partial[lid] = acc;
+    partial_second[lid] = second_acc;
     partial_squares[lid] = squares;
     workgroupBarrier();
     for (var half = 32u; half > 0u; half /= 2u) {
         if lid < half {
             partial[lid] += partial[lid + half];
             partial_squares[lid] += partial_squares[lid + half];
+            if two {
+                partial_second[lid] += partial_second[lid + half];
+            }
         }
         workgroupBarrier();
     }
-    // Lane i stores row i, each computing the folded epilogue of all four (a rotation
-    // needs a row's partner).
-    if lid < 4u {
+    // Lane 4q + i stores row i of group q, each computing the folded epilogue of all
+    // four (a rotation needs a row's partner).
+    if lid < 4u * QUADS {
         var scale = 1.0;
         if p.prologue == 1u {
             scale = 1.0 / sqrt(partial_squares[0] / f32(p.cols) + p.eps);
         }
-        let values = folded(fold, rows, partial[0] * scale);
-        let stored = select(rows[lid] < p.rows, lid < 2u, fold == FOLD_GATED);
+        let second = lid >= 4u;
+        let own = select(rows, second_rows, second);
+        let values = folded(FOLD, own, select(partial[0], partial_second[0], second) * scale);
+        let i = lid % 4u;
+        let stored = select(own[i] < p.rows, i < 2u, FOLD == FOLD_GATED);
         if stored {
-            store(0u, rows[lid], values[lid]);
+            store(0u, own[i], values[i]);
         }
     }
+}
+
+// The four rows' dot products with slice g of x.
+fn quad_dots(at: vec4<u32>, g: u32, x: X32) -> vec4<f32> {
+    return vec4<f32>(dot32(at.x, g, x), dot32(at.y, g, x), dot32(at.z, g, x), dot32(at.w, g, x));
+}
+
+fn quad_dots_q8(at: vec4<u32>, g: u32, x: XQ8) -> vec4<f32> {
+    return vec4<f32>(dot32_q8(at.x, g, x), dot32_q8(at.y, g, x), dot32_q8(at.z, g, x), dot32_q8(at.w, g, x));
 }
 
 // Prefill (several rows of x): a workgroup of 64 computes a TILE × TILE block of the

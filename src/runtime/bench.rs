@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::cpu::RunError;
 use super::gpu::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
-use super::Session;
+use super::{DecodeInput, Session};
 
 /// Median, smallest and largest of repeated measurements.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -64,6 +64,8 @@ pub struct GpuFigures {
     pub weight_bytes_per_token: u64,
     /// Whether the prefill matmuls ran on tensor cores.
     pub tensor_cores: bool,
+    /// Whether the decode matmuls rounded x to 8 bits (`--int8-decode`).
+    pub int8_decode: bool,
     /// The device's copy bandwidth, measured here.
     pub copy: CopyBandwidth,
     pub copy_definition: &'static str,
@@ -150,6 +152,7 @@ fn gpu_figures(
         dispatches_per_token: executor.dispatch_count(1, depth),
         weight_bytes_per_token,
         tensor_cores: executor.runs_on_tensor_cores(),
+        int8_decode: executor.decode_input() == DecodeInput::Int8,
         tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
         copy,
         copy_definition: COPY_DEFINITION,

@@ -1,9 +1,11 @@
 //! Running graphs: the CPU interpreter (the reference), the KV cache, sessions and sampling.
 
 pub mod cpu;
+mod decode_input;
 pub mod gpu;
 mod kv;
 
+pub use decode_input::{round_to_int8, DecodeInput, INT8_RUN};
 pub use kv::{KvCache, KvType};
 pub mod bench;
 mod generate;

@@ -4,7 +4,7 @@
 //! predict tokens ctx/2+1 .. ctx−1); PPL = exp(mean negative log-likelihood).
 
 use super::cpu::RunError;
-use super::{KvType, Model};
+use super::{DecodeInput, KvType, Model};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Perplexity {
@@ -58,7 +58,7 @@ pub fn perplexity(
         if let Some(bos) = bos {
             input[0] = bos;
         }
-        let mut session = model.session(Some(ctx), KvType::F16)?;
+        let mut session = model.session(Some(ctx), KvType::F16, DecodeInput::F32)?;
         let logits = session.logits_all(&input)?;
         for pos in first..ctx - 1 {
             let target = input[pos + 1] as usize;

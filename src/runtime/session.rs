@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::cpu::{CpuInterpreter, RunError};
 use super::gpu::{GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions, TOP_K_MAX};
-use super::{argmax, top_k, Candidate, KvCache, KvType};
+use super::{argmax, top_k, Candidate, DecodeInput, KvCache, KvType};
 use crate::compiler::plan::fused_graph;
 use crate::compiler::{Plan, PlanError};
 use crate::gguf::{GgufError, GgufFile};
@@ -98,13 +98,16 @@ impl Model {
         &self,
         context: Option<usize>,
         kv_type: KvType,
+        decode_input: DecodeInput,
     ) -> Result<Session<'_>, RunError> {
         let capacity = context.unwrap_or(self.config.context_length);
         Ok(Session {
             model: self,
             engine: Engine::Cpu {
-                all: CpuInterpreter::new(&self.graph_all, &self.gguf)?,
-                last: CpuInterpreter::new(&self.graph_last, &self.gguf)?,
+                all: CpuInterpreter::new(&self.graph_all, &self.gguf)?
+                    .with_decode_input(decode_input),
+                last: CpuInterpreter::new(&self.graph_last, &self.gguf)?
+                    .with_decode_input(decode_input),
                 kv: KvCache::new(&self.graph_all, capacity, kv_type),
             },
             past: 0,
@@ -120,6 +123,7 @@ impl Model {
         gpu: &'m GpuContext,
         context: Option<usize>,
         kv_type: KvType,
+        decode_input: DecodeInput,
     ) -> Result<Session<'m>, GpuError> {
         let capacity = context.unwrap_or(self.config.context_length);
         let row_bytes = largest_token_row(&self.graph_all, capacity) as u64;
@@ -128,6 +132,7 @@ impl Model {
             max_tokens: GPU_STEP_TOKENS.min(capacity).min(fitting.max(1) as usize),
             context: capacity,
             kv_type,
+            decode_input,
         };
         let executor = GpuExecutor::new(&self.graph_all, &self.gguf, gpu, options)?;
         let kv = executor.kv_cache()?;

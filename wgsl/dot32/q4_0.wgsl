@@ -24,3 +24,16 @@ fn dot32(row: u32, g: u32, x: X32) -> f32 {
     let high = dot(q4_0_high(q0), x.e) + dot(q4_0_high(q1), x.f) + dot(q4_0_high(q2), x.g) + dot(q4_0_high(q3), x.h);
     return unpack2x16float(w0).x * (low + high);
 }
+
+fn dot32_q8(row: u32, g: u32, x: XQ8) -> f32 {
+    let b = (row + g * BLOCK_BYTES) / 4u;
+    let w0 = weights[b];
+    let w1 = weights[b + 1u];
+    let w2 = weights[b + 2u];
+    let w3 = weights[b + 3u];
+    let w4 = weights[b + 4u];
+    let q = vec4<u32>((w0 >> 16u) | (w1 << 16u), (w1 >> 16u) | (w2 << 16u), (w2 >> 16u) | (w3 << 16u), (w3 >> 16u) | (w4 << 16u));
+    let m = vec4<u32>(0x0f0f0f0fu);
+    let dots = run_dots(q & m, (q >> vec4<u32>(4u)) & m, x) - 8 * x.sums;
+    return unpack2x16float(w0).x * dot(vec4<f32>(dots), x.scales);
+}

@@ -24,3 +24,16 @@ fn dot32(row: u32, g: u32, x: X32) -> f32 {
         + dot(bytes4((q.z >> 4u) & m, 0.0), x.g) + dot(bytes4((q.w >> 4u) & m, 0.0), x.h);
     return dm.x * (sm.x * low + sm.y * high) - dm.y * (sm.z * x.low_sum + sm.w * x.high_sum);
 }
+
+fn dot32_q8(row: u32, g: u32, x: XQ8) -> f32 {
+    let block = row / 16u + (g / 8u) * 9u;
+    let part = g % 8u;
+    let header = weights4[block];
+    let q = weights4[block + 1u + part];
+    let dm = unpack2x16float(header.x);
+    let sm = scales_mins(header, 2u * (part / 2u));
+    let m = vec4<u32>(0x0f0f0f0fu);
+    let dots = vec4<f32>(run_dots(q & m, (q >> vec4<u32>(4u)) & m, x)) * x.scales;
+    let sums = vec4<f32>(x.sums) * x.scales;
+    return dm.x * dot(dots, sm.xxyy) - dm.y * dot(sums, sm.zzww);
+}

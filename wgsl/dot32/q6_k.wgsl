@@ -35,3 +35,32 @@ fn dot32(row: u32, g: u32, x: X32) -> f32 {
     return d * (i8_of_word(sc0, is) * g0 + i8_of_word(sc0, is + 2u) * g1
         + i8_of_word(sc1, is) * g2 + i8_of_word(sc1, is + 2u) * g3);
 }
+
+fn q6_word(ql: u32, qh: u32, lo_shift: u32, hi_shift: u32) -> u32 {
+    return ((ql >> lo_shift) & 0x0f0f0f0fu) | (((qh >> hi_shift) & 0x03030303u) << 4u);
+}
+
+fn dot32_q8(row: u32, g: u32, x: XQ8) -> f32 {
+    let block = row + (g / 8u) * BLOCK_BYTES;
+    let slice = g % 8u;
+    let half = slice / 4u;
+    let l = 8u * (slice % 4u);
+    let ql = (block + 64u * half + l) / 4u;
+    let qh = (block + 128u + 32u * half + l) / 4u;
+    let ql0 = weights[ql];
+    let ql1 = weights[ql + 1u];
+    let ql2 = weights[ql + 8u];
+    let ql3 = weights[ql + 9u];
+    let qh0 = weights[qh];
+    let qh1 = weights[qh + 1u];
+    let sc = (block + 192u + 8u * half) / 4u;
+    let sc0 = weights[sc];
+    let sc1 = weights[sc + 1u];
+    let is = l / 16u;
+    let d = unpack2x16float(weights[(block + 208u) / 4u]).x;
+    let lo = vec4<u32>(q6_word(ql0, qh0, 0u, 0u), q6_word(ql1, qh1, 0u, 0u), q6_word(ql2, qh0, 0u, 2u), q6_word(ql3, qh1, 0u, 2u));
+    let hi = vec4<u32>(q6_word(ql0, qh0, 4u, 4u), q6_word(ql1, qh1, 4u, 4u), q6_word(ql2, qh0, 4u, 6u), q6_word(ql3, qh1, 4u, 6u));
+    let dots = run_dots(lo, hi, x) - 32 * x.sums;
+    let scales = vec4<f32>(i8_of_word(sc0, is), i8_of_word(sc0, is + 2u), i8_of_word(sc1, is), i8_of_word(sc1, is + 2u));
+    return d * dot(vec4<f32>(dots), x.scales * scales);
+}

@@ -22,3 +22,19 @@ fn dot32(row: u32, g: u32, x: X32) -> f32 {
         + dot(q8_0_bytes(w6, w7), x.g) + dot(q8_0_bytes(w7, w8), x.h);
     return unpack2x16float(w0).x * acc;
 }
+
+fn dot32_q8(row: u32, g: u32, x: XQ8) -> f32 {
+    let b = (row + g * BLOCK_BYTES) / 4u;
+    let w0 = weights[b];
+    let w1 = weights[b + 1u];
+    let w2 = weights[b + 2u];
+    let w3 = weights[b + 3u];
+    let w4 = weights[b + 4u];
+    let w5 = weights[b + 5u];
+    let w6 = weights[b + 6u];
+    let w7 = weights[b + 7u];
+    let w8 = weights[b + 8u];
+    let lo = vec4<u32>((w0 >> 16u) | (w1 << 16u), (w1 >> 16u) | (w2 << 16u), (w2 >> 16u) | (w3 << 16u), (w3 >> 16u) | (w4 << 16u));
+    let hi = vec4<u32>((w4 >> 16u) | (w5 << 16u), (w5 >> 16u) | (w6 << 16u), (w6 >> 16u) | (w7 << 16u), (w7 >> 16u) | (w8 << 16u));
+    return unpack2x16float(w0).x * dot(vec4<f32>(run_dots(lo, hi, x)), x.scales);
+}

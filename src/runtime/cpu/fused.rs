@@ -5,12 +5,14 @@
 use super::kernels::{self, Heads};
 use crate::graph::{Cols, Epilogue, NormPrologue, Step, Weight};
 use crate::model::Activation;
-use crate::runtime::KvCache;
+use crate::runtime::{DecodeInput, KvCache};
 
 /// What a fused op reads besides its inputs: weight bytes and norm vectors.
 pub trait Weights {
     fn bytes(&self, name: &str) -> &[u8];
     fn vector(&self, name: &str) -> &[f32];
+    /// How a decode step's matmuls read x.
+    fn decode_input(&self) -> DecodeInput;
 }
 
 /// `MulWeight(RmsNorm(x))`, then `+ residual` when given.
@@ -40,9 +42,10 @@ fn on_columns(x: &mut [f32], row_len: usize, cols: Cols, f: impl FnOnce(&mut [f3
     kernels::set_columns(x, row_len, cols, &part);
 }
 
-fn matmul(x: &[f32], w: &Weight, bytes: &[u8]) -> Vec<f32> {
+fn matmul(x: &[f32], w: &Weight, source: &impl Weights) -> Vec<f32> {
     let mut out = vec![0f32; x.len() / w.cols * w.rows];
-    kernels::matmul(x, bytes, w.ty, w.rows, w.cols, &mut out);
+    let weight = (source.bytes(&w.name), w.ty);
+    kernels::matmul(x, weight, (w.rows, w.cols), source.decode_input(), &mut out);
     out
 }
 
@@ -66,13 +69,13 @@ pub fn linear(
         None => x,
     };
     let mut out = match weights {
-        [w] => matmul(x, w, source.bytes(&w.name)),
+        [w] => matmul(x, w, source),
         _ => {
             let total: usize = weights.iter().map(|w| w.rows).sum();
             let mut out = vec![0f32; step.tokens * total];
             let mut start = 0;
             for w in weights {
-                let part = matmul(x, w, source.bytes(&w.name));
+                let part = matmul(x, w, source);
                 kernels::set_columns(&mut out, total, Cols { start, len: w.rows }, &part);
                 start += w.rows;
             }

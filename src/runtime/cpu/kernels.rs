@@ -9,6 +9,7 @@ use crate::gguf::dequant::dequantize;
 use crate::gguf::GgmlType;
 use crate::graph::{Cols, Rope};
 use crate::model::RopeMode;
+use crate::runtime::{round_to_int8, DecodeInput};
 
 /// Dequantises one row of weights (whole blocks) into `out`, which must fit exactly.
 pub fn dequantize_row(ty: GgmlType, row: &[u8], out: &mut [f32]) {
@@ -69,12 +70,27 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `out[t, r] = x[t, :] · W[r, :]` for a `[rows, cols]` weight in its stored type,
 /// rows in parallel. One token (decoding) takes each row's dot product straight from
 /// the quantised blocks; several tokens dequantise each row once into a row-sized
-/// buffer and reuse it. Never the whole matrix.
-pub fn matmul(x: &[f32], weight: &[u8], ty: GgmlType, rows: usize, cols: usize, out: &mut [f32]) {
+/// buffer and reuse it. Never the whole matrix. `input` says how one token's x is read.
+pub fn matmul(
+    x: &[f32],
+    (weight, ty): (&[u8], GgmlType),
+    (rows, cols): (usize, usize),
+    input: DecodeInput,
+    out: &mut [f32],
+) {
     const ROWS_PER_TASK: usize = 64;
     let tokens = x.len() / cols;
     let rb = row_bytes(ty, cols);
     if tokens == 1 {
+        let mut rounded;
+        let x = match input {
+            DecodeInput::F32 => x,
+            DecodeInput::Int8 => {
+                rounded = x.to_vec();
+                round_to_int8(&mut rounded);
+                &rounded
+            }
+        };
         out.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(chunk, dst)| {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use fused::{AttentionOp, Weights};
 use kernels::Heads;
 
-use super::KvCache;
+use super::{DecodeInput, KvCache};
 use crate::gguf::GgufFile;
 use crate::graph::{Graph, NodeId, Op, Step};
 
@@ -41,6 +41,7 @@ pub struct CpuInterpreter<'a> {
     gguf: &'a GgufFile,
     /// Norm weights, small enough to keep as f32.
     vectors: HashMap<String, Vec<f32>>,
+    decode_input: DecodeInput,
 }
 
 impl<'a> CpuInterpreter<'a> {
@@ -74,7 +75,16 @@ impl<'a> CpuInterpreter<'a> {
             graph,
             gguf,
             vectors,
+            decode_input: DecodeInput::F32,
         })
+    }
+
+    /// Reads a decode step's x in its matmuls as `input` says (f32 unless asked).
+    pub fn with_decode_input(self, input: DecodeInput) -> CpuInterpreter<'a> {
+        CpuInterpreter {
+            decode_input: input,
+            ..self
+        }
     }
 
     fn bytes(&self, name: &str) -> &'a [u8] {
@@ -89,6 +99,10 @@ impl Weights for CpuInterpreter<'_> {
 
     fn vector(&self, name: &str) -> &[f32] {
         &self.vectors[name]
+    }
+
+    fn decode_input(&self) -> DecodeInput {
+        self.decode_input
     }
 }
 
@@ -192,10 +206,9 @@ impl<'a> CpuInterpreter<'a> {
                 let mut out = vec![0f32; x.len() / weight.cols * weight.rows];
                 kernels::matmul(
                     x,
-                    self.bytes(&weight.name),
-                    weight.ty,
-                    weight.rows,
-                    weight.cols,
+                    (self.bytes(&weight.name), weight.ty),
+                    (weight.rows, weight.cols),
+                    self.decode_input,
                     &mut out,
                 );
                 out

@@ -11,14 +11,14 @@ use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timestamps;
 use super::progress::UploadProgress;
-use super::shaders::{Access, COOP_PREFILL, MATMUL_ROWS_PER_GROUP};
+use super::shaders::{Access, COOP_PREFILL};
 use super::top_k::{TopK, TOP_K_MAX};
 use super::weights::{padded, WeightRead};
 use super::{GpuContext, GpuError};
 use crate::gguf::GgufFile;
 use crate::graph::{CacheDecl, Dim, Graph, Step, TensorType};
 use crate::runtime::cpu::RunError;
-use crate::runtime::{Candidate, KvType};
+use crate::runtime::{Candidate, DecodeInput, KvType};
 
 /// Sizes fixed at load: buffers are allocated for the largest step.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,8 @@ pub struct GpuOptions {
     pub context: usize,
     /// Storage type of their keys and values.
     pub kv_type: KvType,
+    /// How the decode matmuls read x.
+    pub decode_input: DecodeInput,
 }
 
 /// Rows of an activation: the step's tokens or a fixed count.
@@ -175,8 +177,8 @@ pub(super) struct Dispatch {
     /// The kernel of a step of several rows: its entry point and pipeline.
     pub entry: &'static str,
     pub pipeline: wgpu::ComputePipeline,
-    /// Matmuls: the kernel for a single row of x.
-    pub single_row: Option<wgpu::ComputePipeline>,
+    /// Matmuls: the kernel for a single row of x, and the rows of a workgroup of it.
+    pub single_row: Option<(wgpu::ComputePipeline, u32)>,
     pub grid: Grid,
     pub layout: wgpu::BindGroupLayout,
     pub params_offset: u64,
@@ -239,7 +241,7 @@ impl Dispatch {
                 tokens: x,
                 token_tile,
             } => match (&self.single_row, x.resolve(tokens)) {
-                (Some(single), 1) => (single, rows.div_ceil(MATMUL_ROWS_PER_GROUP)),
+                (Some((single, rows_per_group)), 1) => (single, rows.div_ceil(*rows_per_group)),
                 (_, t) => (
                     &self.pipeline,
                     rows.div_ceil(MATMUL_TILE) * t.div_ceil(token_tile),
@@ -294,6 +296,9 @@ impl Params {
 /// The pipelines of one module and the layout they share.
 pub(super) struct ModulePipelines {
     pub layout: wgpu::BindGroupLayout,
+    /// What specialisations of an entry point are built from (`specialised`).
+    pub pipeline_layout: wgpu::PipelineLayout,
+    pub shader: wgpu::ShaderModule,
     pub by_entry: HashMap<&'static str, wgpu::ComputePipeline>,
 }
 
@@ -492,6 +497,11 @@ impl<'a> GpuExecutor<'a> {
             readback,
             top_k,
         })
+    }
+
+    /// How the decode matmuls read x.
+    pub fn decode_input(&self) -> DecodeInput {
+        self.options.decode_input
     }
 
     /// Whether the prefill matmuls run on tensor cores (`matmul_prefill_coop`).

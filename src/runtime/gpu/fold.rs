@@ -1,5 +1,4 @@
-//! Which epilogues the decode matmul applies as it stores (wgsl/matmul.wgsl's
-//! `matmul_decode_rope` and `matmul_decode_gated`, beside the plain `matmul_decode`),
+//! Which epilogues the decode matmul applies as it stores (wgsl/matmul.wgsl's `FOLD`),
 //! so that a decode step needs no epilogue dispatch after it: rotations (Llama's Q and
 //! K) and the gated activation (act(gate) · up), whose coupled columns one workgroup
 //! computes together when its four rows are chosen right (`pair_span`). Steps that
@@ -11,17 +10,22 @@ use crate::model::Activation;
 
 use super::lower::rope_mode;
 
-/// The decode matmul's entry point, its `pair_span` and rope words (in the order of its
+/// Its `FOLD` constants (wgsl/matmul.wgsl).
+pub(super) const FOLD_NONE: u32 = 0;
+pub(super) const FOLD_ROPE: u32 = 1;
+pub(super) const FOLD_GATED: u32 = 2;
+
+/// The decode matmul's fold, its `pair_span` and rope words (in the order of its
 /// `Params`), and the inverse frequencies its `rope_table` binding holds.
 pub(super) struct DecodeFold {
-    pub entry: &'static str,
+    pub fold: u32,
     pub words: [u32; 7],
     pub rope_table: Vec<f32>,
 }
 
 /// Four rows in a row: no epilogue folded.
 pub(super) const PLAIN: DecodeFold = DecodeFold {
-    entry: "matmul_decode",
+    fold: FOLD_NONE,
     words: [2, 0, 0, 0, 0, 0, 0],
     rope_table: Vec::new(),
 };
@@ -52,7 +56,7 @@ fn gated(act: Activation, raw_len: usize, parts: &[(usize, usize)]) -> Option<De
         Activation::GeluTanh => 1,
     };
     Some(DecodeFold {
-        entry: "matmul_decode_gated",
+        fold: FOLD_GATED,
         words: [span as u32, 0, 0, 0, 0, act, 0],
         rope_table: Vec::new(),
     })
@@ -89,7 +93,7 @@ fn rotations(epilogue: &[Epilogue], parts: &[(usize, usize)]) -> Option<DecodeFo
             .iter()
             .all(|&(first, rows)| whole_blocks(first) && whole_blocks(rows));
     fits.then(|| DecodeFold {
-        entry: "matmul_decode_rope",
+        fold: FOLD_ROPE,
         words: [
             span as u32,
             first_cols.start as u32,
@@ -138,7 +142,7 @@ mod tests {
     #[test]
     fn rotations_of_one_kind_over_whole_heads_fold() {
         let adjacent = decode_fold(&q_and_k(RopeMode::Adjacent, 16), 128, &QKV_PARTS).unwrap();
-        assert_eq!(adjacent.entry, "matmul_decode_rope");
+        assert_eq!(adjacent.fold, FOLD_ROPE);
         assert_eq!(adjacent.words[..3], [2, 0, 96]);
         assert_eq!(adjacent.rope_table.len(), 8);
         let halves = decode_fold(&q_and_k(RopeMode::Halves, 32), 128, &QKV_PARTS).unwrap();
@@ -182,7 +186,7 @@ mod tests {
             act: Activation::Silu,
         }];
         let one = decode_fold(&silu, 192, &[(0, 192)]).unwrap();
-        assert_eq!(one.entry, "matmul_decode_gated");
+        assert_eq!(one.fold, FOLD_GATED);
         assert_eq!(one.words[0], 96);
         assert!(decode_fold(&silu, 192, &[(0, 96), (96, 96)]).is_none());
         // An odd number of gate rows leaves a workgroup's pair straddling gate and up.

@@ -15,8 +15,8 @@ use super::executor::{
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
 use super::shaders::{
-    coop_matmul_source_to_build, Access, Module, COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS,
-    COOP_X_HALF,
+    coop_matmul_source_to_build, Access, DecodeKernel, Module, COLS_MULTIPLE, COOP_PREFILL,
+    COOP_TOKENS, COOP_X_HALF, DECODE_MATMUL,
 };
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
@@ -73,6 +73,8 @@ pub(super) struct Loader<'a> {
     pub options: GpuOptions,
     pub limits: wgpu::Limits,
     pub pipelines: HashMap<Module, ModulePipelines>,
+    /// The decode matmul's specialisations built so far.
+    decode_kernels: HashMap<(Module, DecodeKernel), wgpu::ComputePipeline>,
     pub params: Vec<u8>,
     pub param_stride: usize,
     /// Uploaded weights by the names they were uploaded under (several weights of one
@@ -105,6 +107,7 @@ impl<'a> Loader<'a> {
                 .next_multiple_of(limits.min_uniform_buffer_offset_alignment as usize),
             limits,
             pipelines: HashMap::new(),
+            decode_kernels: HashMap::new(),
             params: Vec::new(),
             weights: HashMap::new(),
             dispatches: Vec::new(),
@@ -301,8 +304,8 @@ impl<'a> Loader<'a> {
         Ok(())
     }
 
-    /// A linear's matmul over one part of its weights (`Grid::Matmul`), decoded by
-    /// `decode_entry`. On tensor cores where the device was opened with them, after a
+    /// A linear's matmul over one part of its weights (`Grid::Matmul`), decoded by the
+    /// decode matmul folding `fold`. On tensor cores where the device was opened with them, after a
     /// dispatch that rounds x to f16 (into an activation of its own): that kernel
     /// stores whole tiles, so only where the output's rows are whole tiles of 64 and
     /// its tokens whole tiles of COOP_TOKENS at the most tokens a step takes (the rows
@@ -314,7 +317,7 @@ impl<'a> Loader<'a> {
         params: Params,
         (rows, tokens, cols): (u32, Rows, u32),
         mut sources: Vec<Source>,
-        decode_entry: &str,
+        fold: u32,
     ) -> Result<(), GpuError> {
         let module = Module::Matmul(ty);
         let coop = self.pipelines(module)?.by_entry.contains_key(COOP_PREFILL)
@@ -353,7 +356,8 @@ impl<'a> Loader<'a> {
             token_tile,
         };
         self.dispatch(label, module, entry, params, grid, sources)?;
-        self.decodes_with(module, decode_entry)
+        let decode = DecodeKernel::new(fold, rows, self.options.decode_input);
+        self.decodes_with(module, decode)
     }
 
     /// Says in which steps the dispatch added last runs.
@@ -363,11 +367,19 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Sets the single-row kernel of the matmul dispatch added last: `entry` of `module`.
-    fn decodes_with(&mut self, module: Module, entry: &str) -> Result<(), GpuError> {
-        let pipeline = self.pipelines(module)?.by_entry[entry].clone();
+    /// Sets the single-row kernel of the matmul dispatch added last: `module`'s decode
+    /// matmul specialised as `kernel` says (each specialisation built once).
+    fn decodes_with(&mut self, module: Module, kernel: DecodeKernel) -> Result<(), GpuError> {
+        if !self.decode_kernels.contains_key(&(module, kernel)) {
+            let context = self.context;
+            let built =
+                self.pipelines(module)?
+                    .specialised(context, DECODE_MATMUL, &kernel.constants())?;
+            self.decode_kernels.insert((module, kernel), built);
+        }
+        let pipeline = self.decode_kernels[&(module, kernel)].clone();
         if let Some(d) = self.dispatches.last_mut() {
-            d.single_row = Some(pipeline);
+            d.single_row = Some((pipeline, kernel.rows_per_group()));
         }
         Ok(())
     }
@@ -477,19 +489,8 @@ impl ModulePipelines {
                         immediate_size: 0,
                     });
                 let pipeline = |shader: &wgpu::ShaderModule, entry: &'static str| {
-                    let pipeline =
-                        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(entry),
-                            layout: Some(&pipeline_layout),
-                            module: shader,
-                            entry_point: Some(entry),
-                            compilation_options: wgpu::PipelineCompilationOptions {
-                                constants: &[],
-                                zero_initialize_workgroup_memory: false,
-                            },
-                            cache: context.pipeline_cache(),
-                        });
-                    (entry, pipeline)
+                    let built = compute_pipeline(context, &pipeline_layout, shader, entry, &[]);
+                    (entry, built)
                 };
                 let mut by_entry: HashMap<_, _> = module
                     .entry_points()
@@ -505,10 +506,62 @@ impl ModulePipelines {
                     });
                     by_entry.extend([COOP_X_HALF, COOP_PREFILL].map(|e| pipeline(&shader, e)));
                 }
-                ModulePipelines { layout, by_entry }
+                ModulePipelines {
+                    layout,
+                    pipeline_layout,
+                    shader,
+                    by_entry,
+                }
             })
             .map_err(rejected)
     }
+}
+
+impl ModulePipelines {
+    /// `entry` with its override constants set to `constants`.
+    pub(super) fn specialised(
+        &self,
+        context: &GpuContext,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline, GpuError> {
+        context
+            .scoped(wgpu::ErrorFilter::Validation, || {
+                compute_pipeline(
+                    context,
+                    &self.pipeline_layout,
+                    &self.shader,
+                    entry,
+                    constants,
+                )
+            })
+            .map_err(|reason| GpuError::ShaderRejected {
+                module: format!("{entry} {constants:?}"),
+                reason,
+            })
+    }
+}
+
+fn compute_pipeline(
+    context: &GpuContext,
+    layout: &wgpu::PipelineLayout,
+    shader: &wgpu::ShaderModule,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    context
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(layout),
+            module: shader,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: context.pipeline_cache(),
+        })
 }
 
 /// The epilogue kernel's encoding of each step (see `wgsl/epilogue.wgsl`), and what
@@ -1107,7 +1160,7 @@ impl NodeLowering<'_> {
             ];
             let shape = (part.rows as u32, rows, cols as u32);
             let params = Params::new(&words);
-            l.matmul(label, ty, params, shape, sources, decode.entry)?;
+            l.matmul(label, ty, params, shape, sources, decode.fold)?;
             l.reads(WeightRead::matmul(part));
         }
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));

@@ -31,6 +31,7 @@ pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{
-    coop_matmul_source, Access, Module, COOP_PREFILL, MATMUL_ROWS_PER_GROUP, WGSL_DIR_VARIABLE,
+    coop_matmul_source, Access, DecodeKernel, Module, COOP_PREFILL, DECODE_MATMUL,
+    WGSL_DIR_VARIABLE, WIDE_ROWS,
 };
 pub use top_k::TOP_K_MAX;
