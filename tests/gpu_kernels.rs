@@ -217,7 +217,8 @@ fn matmul_decode_of_every_type() {
     }
 }
 
-/// Matrices of `WIDE_ROWS` rows or more decode eight rows a workgroup: here with a last
+/// Q4_0 and Q4_K matrices of `WIDE_ROWS` rows or more decode eight rows a workgroup
+/// (Q6_K's beside them do not): here with a last
 /// workgroup of one group of four (rows past the end included), then gate and up side
 /// by side with the gated activation folded, x in f32 and in 8 bits.
 #[test]

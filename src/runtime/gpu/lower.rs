@@ -356,7 +356,7 @@ impl<'a> Loader<'a> {
             token_tile,
         };
         self.dispatch(label, module, entry, params, grid, sources)?;
-        let decode = DecodeKernel::new(fold, rows, self.options.decode_input);
+        let decode = DecodeKernel::new(fold, (rows, ty), self.options.decode_input);
         self.decodes_with(module, decode)
     }
 

@@ -66,24 +66,26 @@ pub const DECODE_MATMUL: &str = "matmul_decode";
 pub struct DecodeKernel {
     /// The epilogue folded into its stores (`FOLD_*` there, [`super::fold`] here).
     pub fold: u32,
-    /// Groups of four rows a workgroup: two where a matrix has [`WIDE_ROWS`] or more.
+    /// Groups of four rows a workgroup: two where [`DecodeKernel::new`] says.
     pub quads: u32,
     /// x rounded to 8 bits before the dot products ([`DecodeInput::Int8`]).
     pub round_x: bool,
 }
 
-/// Rows from which a decode matmul computes eight rows a workgroup: x's loads (and
-/// rounding) then serve twice the rows, while the grid keeps 1024 workgroups or more.
-/// Measured on an H100: gate+up of 11264 and 28672 rows gain, Q+K+V of 6144 rows and
-/// the output projections of 4096 lose.
+/// Rows from which a decode matmul of Q4_0 or Q4_K weights computes eight rows a
+/// workgroup: x's loads (and rounding) then serve twice the rows, while the grid keeps
+/// 1024 workgroups or more. Measured on an H100 (BENCHMARKS.md, session 7): gate+up of
+/// 11264 and 28672 rows gain, Q+K+V of 6144 rows and the output projections of 4096
+/// lose, and so does every Q6_K matrix, whose dot product loads nine words a row.
 pub const WIDE_ROWS: u32 = 8192;
 
 impl DecodeKernel {
-    /// The decode matmul of a matrix of `rows` rows.
-    pub fn new(fold: u32, rows: u32, input: DecodeInput) -> DecodeKernel {
+    /// The decode matmul of a matrix of `rows` rows of type `ty`.
+    pub fn new(fold: u32, (rows, ty): (u32, GgmlType), input: DecodeInput) -> DecodeKernel {
+        let wide = rows >= WIDE_ROWS && matches!(ty, GgmlType::Q4_0 | GgmlType::Q4K);
         DecodeKernel {
             fold,
-            quads: if rows >= WIDE_ROWS { 2 } else { 1 },
+            quads: if wide { 2 } else { 1 },
             round_x: input == DecodeInput::Int8,
         }
     }
