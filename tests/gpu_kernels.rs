@@ -12,7 +12,7 @@ use rustorch::graph::{
 };
 use rustorch::model::{Activation, RopeMode};
 use rustorch::runtime::cpu::{CpuInterpreter, RunError};
-use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions, TOP_K_MAX, WIDE_ROWS};
+use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions, TOP_K_MAX, WIDE_GROUPS};
 use rustorch::runtime::{argmax, top_k, DecodeInput, KvCache, KvType};
 use rustorch::synth::SplitMix64;
 
@@ -217,40 +217,49 @@ fn matmul_decode_of_every_type() {
     }
 }
 
-/// Q4_0 and Q4_K matrices of `WIDE_ROWS` rows or more decode eight rows a workgroup
-/// (Q6_K's beside them do not): here with a last
-/// workgroup of one group of four (rows past the end included), then gate and up side
-/// by side with the gated activation folded, x in f32 and in 8 bits.
+/// Q4_0 and Q4_K matrices with rows enough for `WIDE_GROUPS` workgroups of eight rows
+/// (or of sixteen, with x in 8 bits) decode that many rows a workgroup (Q6_K's beside
+/// them do not): here
+/// with a last workgroup of one group of four (rows past the end included), then gate
+/// and up side by side with the gated activation folded, x in f32 and in 8 bits.
 #[test]
 fn decode_matmuls_of_wide_matrices() {
     let mut rng = rng("decode_matmuls_of_wide_matrices");
-    let n_rows = WIDE_ROWS as usize + 6;
+    let rows_for = |per_group: usize| per_group * WIDE_GROUPS as usize;
     for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
-        for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
-            matmul_rows_case(ty, n_rows, &[&[4]], decode_input, &mut rng);
+        for n_rows in [rows_for(8) + 4, rows_for(16) + 4] {
+            for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+                matmul_rows_case(ty, n_rows, &[&[4]], decode_input, &mut rng);
+            }
         }
-        let (n_cols, n_ff) = (256, WIDE_ROWS as usize / 2 + 4);
-        let mut net = Net::new();
-        net.decode_input = decode_input;
-        net.folded = true;
-        let x = net.input("x", n_cols, &mut rng);
-        let weights = ["gate", "up"]
-            .map(|name| net.weight(Tensor::random(name, GgmlType::Q4K, n_ff, n_cols, &mut rng)))
-            .to_vec();
-        let op = Op::Linear {
-            weights,
-            prologue: None,
-            epilogue: vec![Epilogue::Gated {
-                act: Activation::Silu,
-            }],
-        };
-        let out = net.op(op, rows(n_ff), &[x]);
-        net.check(
-            out,
-            &[&[3], &[5]],
-            &format!("wide gate+up, {decode_input:?}"),
-        );
+        for n_ff in [rows_for(8) / 2 + 2, rows_for(16) / 2 + 2] {
+            gated_case(n_ff, decode_input, &mut rng);
+        }
     }
+}
+
+fn gated_case(n_ff: usize, decode_input: DecodeInput, rng: &mut SplitMix64) {
+    let n_cols = 256;
+    let mut net = Net::new();
+    net.decode_input = decode_input;
+    net.folded = true;
+    let x = net.input("x", n_cols, rng);
+    let weights = ["gate", "up"]
+        .map(|name| net.weight(Tensor::random(name, GgmlType::Q4K, n_ff, n_cols, rng)))
+        .to_vec();
+    let op = Op::Linear {
+        weights,
+        prologue: None,
+        epilogue: vec![Epilogue::Gated {
+            act: Activation::Silu,
+        }],
+    };
+    let out = net.op(op, rows(n_ff), &[x]);
+    net.check(
+        out,
+        &[&[3], &[5]],
+        &format!("wide gate+up of {n_ff}, {decode_input:?}"),
+    );
 }
 
 #[test]

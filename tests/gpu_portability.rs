@@ -74,7 +74,7 @@ fn every_module_validates_and_translates() {
         let mut specialisations = vec![Vec::new()];
         if matches!(module, Module::Matmul(_)) {
             for fold in 0..3 {
-                for quads in [1, 2] {
+                for quads in [1, 2, 4] {
                     for round_x in [false, true] {
                         let kernel = DecodeKernel {
                             fold,

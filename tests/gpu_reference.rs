@@ -28,14 +28,14 @@ fn check(model_file: &str, model_dir: &str) {
     // Every case runs and reports its worst position before the test fails, so that
     // one run shows the whole picture.
     let mut failures = Vec::new();
+    let sessions = || {
+        let on_gpu = model.gpu_session(context, Some(2048), KvType::F32, DecodeInput::F32);
+        let on_cpu = model.session(Some(2048), KvType::F32, DecodeInput::F32);
+        (on_gpu.unwrap(), on_cpu.unwrap())
+    };
     for case in read("logits.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
-        let mut on_gpu = model
-            .gpu_session(context, Some(2048), KvType::F32, DecodeInput::F32)
-            .unwrap();
-        let mut on_cpu = model
-            .session(Some(2048), KvType::F32, DecodeInput::F32)
-            .unwrap();
+        let (mut on_gpu, mut on_cpu) = sessions();
         let (g, c) = (
             on_gpu.logits_all(&prompt).unwrap(),
             on_cpu.logits_all(&prompt).unwrap(),
@@ -61,12 +61,7 @@ fn check(model_file: &str, model_dir: &str) {
     for case in read("greedy.json")["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
         let steps = ids(&case["generated_ids"]).len();
-        let mut on_gpu = model
-            .gpu_session(context, Some(2048), KvType::F32, DecodeInput::F32)
-            .unwrap();
-        let mut on_cpu = model
-            .session(Some(2048), KvType::F32, DecodeInput::F32)
-            .unwrap();
+        let (mut on_gpu, mut on_cpu) = sessions();
         let (mut g, mut c) = (
             on_gpu.argmax_last(&prompt).unwrap(),
             on_cpu.argmax_last(&prompt).unwrap(),

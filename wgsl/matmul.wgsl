@@ -146,8 +146,14 @@ fn max4(v: vec4<f32>) -> f32 {
     return max(max(v.x, v.y), max(v.z, v.w));
 }
 
+// Adding 1.5 · 2^23 rounds a float under 2^22 in magnitude to a whole number (ties to
+// even, as `round`) and leaves it, two's complement, in the low bits of the sum's
+// mantissa: a multiply-add and a byte pack, where `round` and a conversion to an
+// integer (a quarter of the issue rate on NVIDIA GPUs) would take three steps a value.
+const ROUNDING_BIAS: f32 = 12582912.0;
+
 fn q8_word(v: vec4<f32>, inv: f32) -> u32 {
-    return pack4xI8(vec4<i32>(round(v * inv)));
+    return pack4xU8(bitcast<vec4<u32>>(v * inv + ROUNDING_BIAS) & vec4<u32>(0xffu));
 }
 
 fn rounded_q8(x: X32) -> XQ8 {
@@ -171,6 +177,25 @@ fn run_dots(w_lo: vec4<u32>, w_hi: vec4<u32>, x: XQ8) -> vec4<i32> {
         dot4I8Packed(w_hi.x, x.hi.x) + dot4I8Packed(w_hi.y, x.hi.y),
         dot4I8Packed(w_hi.z, x.hi.z) + dot4I8Packed(w_hi.w, x.hi.w),
     );
+}
+
+// Each run's Σ (w − bias) · x for 8 words of weights as unsigned bytes, in the runs'
+// order (two words a run): the f32 twin of `run_dots`.
+fn run_sums(w_lo: vec4<u32>, w_hi: vec4<u32>, bias: f32, x: X32) -> vec4<f32> {
+    return vec4<f32>(
+        dot(bytes4(w_lo.x, bias), x.a) + dot(bytes4(w_lo.y, bias), x.b),
+        dot(bytes4(w_lo.z, bias), x.c) + dot(bytes4(w_lo.w, bias), x.d),
+        dot(bytes4(w_hi.x, bias), x.e) + dot(bytes4(w_hi.y, bias), x.f),
+        dot(bytes4(w_hi.z, bias), x.g) + dot(bytes4(w_hi.w, bias), x.h),
+    );
+}
+
+fn low_nibbles(q: vec4<u32>) -> vec4<u32> {
+    return q & vec4<u32>(0x0f0f0f0fu);
+}
+
+fn high_nibbles(q: vec4<u32>) -> vec4<u32> {
+    return (q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu);
 }
 
 // The four rows decode workgroup `w` computes (see `pair_span`).
@@ -222,13 +247,12 @@ fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
 // rows a slice of 32 weights at a time: it loads the 32 values of x the slice
 // multiplies once (and rounds them to 8 bits where ROUND_X), then each row's `dot32`
 // (the weight type's dot product, straight-line word loads where the type has one).
-// One reduction then sums all rows at once, and the squares of x for a folded
-// prologue.
+// Reductions then sum two groups at once, and the squares of x for a folded prologue.
 //
 // The executor specialises the kernel through these constants: the epilogue it folds
-// as it stores, two groups of rows where a matrix has rows enough to keep the device
-// busy at half the workgroups (x's loads and rounding then serve eight rows), and x in
-// 8 bits (`XQ8`), where the session asks for it.
+// as it stores; 1, 2 or 4 groups of rows, more where a matrix has rows enough to keep
+// the device busy with fewer workgroups (x's loads and rounding then serve more rows);
+// and x in 8 bits (`XQ8`), where the session asks for it.
 override FOLD: u32 = FOLD_NONE;
 override QUADS: u32 = 1u;
 override ROUND_X: bool = false;
@@ -236,6 +260,9 @@ override ROUND_X: bool = false;
 var<workgroup> partial: array<vec4<f32>, 64>;
 var<workgroup> partial_second: array<vec4<f32>, 64>;
 var<workgroup> partial_squares: array<f32, 64>;
+// Each group's sums, and the sum of squares of x.
+var<workgroup> quad_sums: array<vec4<f32>, 4>;
+var<workgroup> squares_sum: f32;
 
 @compute @workgroup_size(64)
 fn matmul_decode(
@@ -243,36 +270,65 @@ fn matmul_decode(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let w = workgroup_index(wid, nwg);
-    let two = QUADS == 2u;
-    let rows = quad_rows(QUADS * w);
-    let second_rows = quad_rows(QUADS * w + 1u);
+    let first_quad = QUADS * workgroup_index(wid, nwg);
     let stride = row_bytes(p.cols);
     // Rows past the last repeat it (their sums are never stored): no branches, so all
     // rows' loads can be in flight together.
-    let at = min(rows, vec4<u32>(p.rows - 1u)) * stride;
-    let second_at = min(second_rows, vec4<u32>(p.rows - 1u)) * stride;
-    var acc = vec4<f32>();
-    var second_acc = vec4<f32>();
+    let last = vec4<u32>(p.rows - 1u);
+    let at0 = min(quad_rows(first_quad), last) * stride;
+    let at1 = min(quad_rows(first_quad + 1u), last) * stride;
+    let at2 = min(quad_rows(first_quad + 2u), last) * stride;
+    let at3 = min(quad_rows(first_quad + 3u), last) * stride;
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     var squares = 0.0;
     for (var g = lid; g < p.cols / 32u; g += 64u) {
         let x = x32(columns32(g));
         squares += x.squares;
+        var xq: XQ8;
         if ROUND_X {
-            let xq = rounded_q8(x);
-            acc += quad_dots_q8(at, g, xq);
-            if two {
-                second_acc += quad_dots_q8(second_at, g, xq);
-            }
-        } else {
-            acc += quad_dots(at, g, x);
-            if two {
-                second_acc += quad_dots(second_at, g, x);
-            }
+            xq = rounded_q8(x);
+        }
+        acc0 += quad_dots(at0, g, x, xq);
+        if QUADS > 1u {
+            acc1 += quad_dots(at1, g, x, xq);
+        }
+        if QUADS > 2u {
+            acc2 += quad_dots(at2, g, x, xq);
+            acc3 += quad_dots(at3, g, x, xq);
         }
     }
-    partial[lid] = acc;
-    partial_second[lid] = second_acc;
+    reduce_quads(acc0, acc1, squares, 0u, lid);
+    if QUADS > 2u {
+        reduce_quads(acc2, acc3, 0.0, 2u, lid);
+    }
+    workgroupBarrier();
+    // Lane 4q + i stores row i of group q, each computing the folded epilogue of all
+    // four of its group (a rotation needs a row's partner).
+    if lid < 4u * QUADS {
+        var scale = 1.0;
+        if p.prologue == 1u {
+            scale = 1.0 / sqrt(squares_sum / f32(p.cols) + p.eps);
+        }
+        let q = lid / 4u;
+        let rows = quad_rows(first_quad + q);
+        let values = folded(FOLD, rows, quad_sums[q] * scale);
+        let i = lid % 4u;
+        let stored = select(rows[i] < p.rows, i < 2u, FOLD == FOLD_GATED);
+        if stored {
+            store(0u, rows[i], values[i]);
+        }
+    }
+}
+
+// Sums groups q and q + 1 (as far as QUADS goes) and the squares over the workgroup
+// into `quad_sums` and, for q = 0, `squares_sum`.
+fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
+    let two = QUADS > 1u;
+    partial[lid] = a;
+    partial_second[lid] = b;
     partial_squares[lid] = squares;
     workgroupBarrier();
     for (var half = 32u; half > 0u; half /= 2u) {
@@ -285,31 +341,21 @@ fn matmul_decode(
         }
         workgroupBarrier();
     }
-    // Lane 4q + i stores row i of group q, each computing the folded epilogue of all
-    // four (a rotation needs a row's partner).
-    if lid < 4u * QUADS {
-        var scale = 1.0;
-        if p.prologue == 1u {
-            scale = 1.0 / sqrt(partial_squares[0] / f32(p.cols) + p.eps);
-        }
-        let second = lid >= 4u;
-        let own = select(rows, second_rows, second);
-        let values = folded(FOLD, own, select(partial[0], partial_second[0], second) * scale);
-        let i = lid % 4u;
-        let stored = select(own[i] < p.rows, i < 2u, FOLD == FOLD_GATED);
-        if stored {
-            store(0u, own[i], values[i]);
+    if lid == 0u {
+        quad_sums[q] = partial[0];
+        quad_sums[q + 1u] = partial_second[0];
+        if q == 0u {
+            squares_sum = partial_squares[0];
         }
     }
 }
 
-// The four rows' dot products with slice g of x.
-fn quad_dots(at: vec4<u32>, g: u32, x: X32) -> vec4<f32> {
+// The four rows' dot products with slice g of x (`xq` where ROUND_X).
+fn quad_dots(at: vec4<u32>, g: u32, x: X32, xq: XQ8) -> vec4<f32> {
+    if ROUND_X {
+        return vec4<f32>(dot32_q8(at.x, g, xq), dot32_q8(at.y, g, xq), dot32_q8(at.z, g, xq), dot32_q8(at.w, g, xq));
+    }
     return vec4<f32>(dot32(at.x, g, x), dot32(at.y, g, x), dot32(at.z, g, x), dot32(at.w, g, x));
-}
-
-fn quad_dots_q8(at: vec4<u32>, g: u32, x: XQ8) -> vec4<f32> {
-    return vec4<f32>(dot32_q8(at.x, g, x), dot32_q8(at.y, g, x), dot32_q8(at.z, g, x), dot32_q8(at.w, g, x));
 }
 
 // Prefill (several rows of x): a workgroup of 64 computes a TILE × TILE block of the

@@ -9,31 +9,32 @@ fn columns32(g: u32) -> vec4<u32> {
     return vec4<u32>(first) + vec4<u32>(0u, 8u, 32u, 40u);
 }
 
-// w = d · sc · q − dmin · m, so each half's dot product is d · sc · Σ q·x − dmin · m · Σ x.
-fn dot32(row: u32, g: u32, x: X32) -> f32 {
+struct Q4KSlice {
+    // d and dmin.
+    dm: vec2<f32>,
+    // The scales and mins of sub-blocks s and s + 1 (`scales_mins`).
+    sm: vec4<f32>,
+    q: vec4<u32>,
+}
+
+fn q4_k_slice(row: u32, g: u32) -> Q4KSlice {
     let block = row / 16u + (g / 8u) * 9u;
     let part = g % 8u;
     let header = weights4[block];
     let q = weights4[block + 1u + part];
-    let dm = unpack2x16float(header.x);
-    let sm = scales_mins(header, 2u * (part / 2u));
-    let m = 0x0f0f0f0fu;
-    let low = dot(bytes4(q.x & m, 0.0), x.a) + dot(bytes4(q.y & m, 0.0), x.b) + dot(bytes4(q.z & m, 0.0), x.c)
-        + dot(bytes4(q.w & m, 0.0), x.d);
-    let high = dot(bytes4((q.x >> 4u) & m, 0.0), x.e) + dot(bytes4((q.y >> 4u) & m, 0.0), x.f)
-        + dot(bytes4((q.z >> 4u) & m, 0.0), x.g) + dot(bytes4((q.w >> 4u) & m, 0.0), x.h);
-    return dm.x * (sm.x * low + sm.y * high) - dm.y * (sm.z * x.low_sum + sm.w * x.high_sum);
+    return Q4KSlice(unpack2x16float(header.x), scales_mins(header, 2u * (part / 2u)), q);
+}
+
+// w = d · sc · q − dmin · m, so each run's dot product is d · sc · Σ q·x − dmin · m · Σ x.
+fn dot32(row: u32, g: u32, x: X32) -> f32 {
+    let s = q4_k_slice(row, g);
+    let sums = run_sums(low_nibbles(s.q), high_nibbles(s.q), 0.0, x);
+    return s.dm.x * dot(sums, s.sm.xxyy) - s.dm.y * (s.sm.z * x.low_sum + s.sm.w * x.high_sum);
 }
 
 fn dot32_q8(row: u32, g: u32, x: XQ8) -> f32 {
-    let block = row / 16u + (g / 8u) * 9u;
-    let part = g % 8u;
-    let header = weights4[block];
-    let q = weights4[block + 1u + part];
-    let dm = unpack2x16float(header.x);
-    let sm = scales_mins(header, 2u * (part / 2u));
-    let m = vec4<u32>(0x0f0f0f0fu);
-    let dots = vec4<f32>(run_dots(q & m, (q >> vec4<u32>(4u)) & m, x)) * x.scales;
+    let s = q4_k_slice(row, g);
+    let dots = vec4<f32>(run_dots(low_nibbles(s.q), high_nibbles(s.q), x)) * x.scales;
     let sums = vec4<f32>(x.sums) * x.scales;
-    return dm.x * dot(dots, sm.xxyy) - dm.y * dot(sums, sm.zzww);
+    return s.dm.x * dot(dots, s.sm.xxyy) - s.dm.y * dot(sums, s.sm.zzww);
 }

@@ -6,12 +6,15 @@ const BLOCK_WEIGHTS: u32 = 256u;
 // reads words, not bytes.
 const BLOCK_BYTES: u32 = 212u;
 
-// Four weights (q − 32) from a word of low nibbles (at `lo_shift`) and a word of high
-// bit pairs (at `hi_shift`).
+// Four quants (q, 0 .. 64) from a word of low nibbles (at `lo_shift`) and a word of
+// high bit pairs (at `hi_shift`).
+fn q6_word(ql: u32, qh: u32, lo_shift: u32, hi_shift: u32) -> u32 {
+    return ((ql >> lo_shift) & 0x0f0f0f0fu) | (((qh >> hi_shift) & 0x03030303u) << 4u);
+}
+
+// Four weights (q − 32) likewise.
 fn q6_k_quants(ql: u32, qh: u32, lo_shift: u32, hi_shift: u32) -> vec4<f32> {
-    let low = (ql >> lo_shift) & 0x0f0f0f0fu;
-    let high = (qh >> hi_shift) & 0x03030303u;
-    return bytes4(low | (high << 4u), 32.0);
+    return bytes4(q6_word(ql, qh, lo_shift, hi_shift), 32.0);
 }
 
 // Signed byte `i` (0..4) of a word.

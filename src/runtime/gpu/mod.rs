@@ -32,6 +32,6 @@ pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{
     coop_matmul_source, Access, DecodeKernel, Module, COOP_PREFILL, DECODE_MATMUL,
-    WGSL_DIR_VARIABLE, WIDE_ROWS,
+    WGSL_DIR_VARIABLE, WIDE_GROUPS,
 };
 pub use top_k::TOP_K_MAX;

@@ -66,27 +66,35 @@ pub const DECODE_MATMUL: &str = "matmul_decode";
 pub struct DecodeKernel {
     /// The epilogue folded into its stores (`FOLD_*` there, [`super::fold`] here).
     pub fold: u32,
-    /// Groups of four rows a workgroup: two where [`DecodeKernel::new`] says.
+    /// Groups of four rows a workgroup: 1, 2 or 4, as [`DecodeKernel::new`] says.
     pub quads: u32,
     /// x rounded to 8 bits before the dot products ([`DecodeInput::Int8`]).
     pub round_x: bool,
 }
 
-/// Rows from which a decode matmul of Q4_0 or Q4_K weights computes eight rows a
-/// workgroup: x's loads (and rounding) then serve twice the rows, while the grid keeps
-/// 1024 workgroups or more. Measured on an H100 (BENCHMARKS.md, session 7): gate+up of
-/// 11264 and 28672 rows gain, Q+K+V of 6144 rows and the output projections of 4096
-/// lose, and so does every Q6_K matrix, whose dot product loads nine words a row.
-pub const WIDE_ROWS: u32 = 8192;
+/// Workgroups a decode matmul of Q4_0 or Q4_K weights keeps when it takes more than
+/// four rows a workgroup: eight rows where the grid still has this many, and sixteen
+/// with x in 8 bits (whose dot products need fewer registers), so that x's loads (and
+/// rounding) serve more rows. Measured on an H100 (BENCHMARKS.md, session 7): gate+up
+/// of 11264 and 28672 rows gain; Q+K+V of 6144 rows and the output projections of 4096
+/// lose with eight, every Q6_K matrix (whose dot product loads nine words a row) too,
+/// and Mistral's gate+up in f32 with sixteen (61 → 81 µs; 48 → 44 with x in 8 bits).
+pub const WIDE_GROUPS: u32 = 1024;
 
 impl DecodeKernel {
     /// The decode matmul of a matrix of `rows` rows of type `ty`.
     pub fn new(fold: u32, (rows, ty): (u32, GgmlType), input: DecodeInput) -> DecodeKernel {
-        let wide = rows >= WIDE_ROWS && matches!(ty, GgmlType::Q4_0 | GgmlType::Q4K);
+        let round_x = input == DecodeInput::Int8;
+        let compact = matches!(ty, GgmlType::Q4_0 | GgmlType::Q4K);
+        let most = if round_x { 4 } else { 2 };
+        let quads = [4, 2]
+            .into_iter()
+            .find(|&q| compact && q <= most && rows / (4 * q) >= WIDE_GROUPS)
+            .unwrap_or(1);
         DecodeKernel {
             fold,
-            quads: if wide { 2 } else { 1 },
-            round_x: input == DecodeInput::Int8,
+            quads,
+            round_x,
         }
     }
 
@@ -370,6 +378,27 @@ mod tests {
             naga::Expression::Literal(naga::Literal::U32(v)) => v,
             ref other => panic!("{name} is {other:?}"),
         }
+    }
+
+    /// Eight rows a workgroup (sixteen with x in 8 bits) only for Q4_0 and Q4_K, and
+    /// only where the grid keeps `WIDE_GROUPS` workgroups.
+    #[test]
+    fn decode_kernels_take_more_rows_only_where_measured_to_gain() {
+        let quads = |rows, ty, input| DecodeKernel::new(0, (rows, ty), input).quads;
+        let (f32, int8) = (DecodeInput::F32, DecodeInput::Int8);
+        // Mistral-7B's gate+up, TinyLlama's, Q+K+V, and an output projection.
+        assert_eq!(quads(28672, GgmlType::Q4K, f32), 2);
+        assert_eq!(quads(28672, GgmlType::Q4K, int8), 4);
+        assert_eq!(quads(11264, GgmlType::Q4_0, int8), 2);
+        assert_eq!(quads(6144, GgmlType::Q4K, int8), 1);
+        assert_eq!(quads(32000, GgmlType::Q6K, int8), 1);
+        assert_eq!(quads(32000, GgmlType::Q8_0, f32), 1);
+        let kernel = DecodeKernel::new(2, (16384, GgmlType::Q4_0), int8);
+        assert_eq!(kernel.rows_per_group(), 16);
+        assert_eq!(
+            kernel.constants(),
+            [("FOLD", 2.0), ("QUADS", 4.0), ("ROUND_X", 1.0)]
+        );
     }
 
     /// Each constant that a kernel and the executor both need has one value on both sides.
