@@ -84,25 +84,21 @@ fn check_logits(model_file: &str, model_dir: &str) {
 }
 
 /// Greedy decoding step by step: identical to llama.cpp's tokens up to the first step
-/// where llama.cpp's own top two were within 0.75 (after which paths may split).
-fn check_greedy(model_file: &str, model_dir: &str, max_cases: usize) {
+/// where llama.cpp's own top two were within 0.75 (after which paths may split), with
+/// the decode steps' matmuls reading x as `decode_input` says.
+fn check_greedy(model_file: &str, model_dir: &str, decode_input: DecodeInput) {
     let Some(path) = common::real_model(model_file) else {
         return;
     };
     let model = Model::load(&path).unwrap();
     let reference = fixture(model_dir, "greedy.json");
-    for case in reference["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(max_cases)
-    {
+    for case in reference["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
         let expected = ids(&case["generated_ids"]);
         let top1 = floats(&case["step_argmax_logit"]);
         let runner_up = floats(&case["step_runner_up_logit"]);
         let mut session = model
-            .session(Some(2048), KvType::F16, DecodeInput::F32)
+            .session(Some(2048), KvType::F16, decode_input)
             .unwrap();
         let mut logits = session.logits_last(&prompt).unwrap();
         for (step, &want) in expected.iter().enumerate() {
@@ -178,10 +174,30 @@ fn gemma3_logits_match_llama_cpp() {
 
 #[test]
 fn smollm2_greedy_matches_llama_cpp() {
-    check_greedy(common::SMOLLM2, "smollm2-135m-instruct-q4_1", usize::MAX);
+    check_greedy(
+        common::SMOLLM2,
+        "smollm2-135m-instruct-q4_1",
+        DecodeInput::F32,
+    );
+}
+
+/// x rounded to 8 bits in the decode matmuls (`--int8-decode`), as llama.cpp's own CPU
+/// run that made the reference rounds it (to other blocks): the same tokens.
+#[test]
+fn smollm2_greedy_with_int8_decode_matches_llama_cpp() {
+    check_greedy(
+        common::SMOLLM2,
+        "smollm2-135m-instruct-q4_1",
+        DecodeInput::Int8,
+    );
 }
 
 #[test]
 fn gemma3_greedy_matches_llama_cpp() {
-    check_greedy(common::GEMMA3, "gemma-3-270m-q4_k_m", usize::MAX);
+    check_greedy(common::GEMMA3, "gemma-3-270m-q4_k_m", DecodeInput::F32);
+}
+
+#[test]
+fn gemma3_greedy_with_int8_decode_matches_llama_cpp() {
+    check_greedy(common::GEMMA3, "gemma-3-270m-q4_k_m", DecodeInput::Int8);
 }
