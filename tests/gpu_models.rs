@@ -109,7 +109,8 @@ fn gemma3_on_the_gpu_matches_the_cpu() {
 }
 
 /// Greedy generation through a GPU session (the argmax taken on the device, 4 bytes
-/// read back a token) gives the CPU session's tokens.
+/// read back a token) gives the CPU session's tokens, with x in f32 and in 8 bits in
+/// the decode matmuls.
 #[test]
 fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
     use rustorch::runtime::{GenerateOptions, Sampler, SamplerConfig};
@@ -119,7 +120,7 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
     let Some(context) = gpu() else { return };
     let model = Model::load(&path).unwrap();
     let options = GenerateOptions {
-        max_tokens: 2,
+        max_tokens: 8,
         eog: Default::default(),
         context_shift: false,
         keep: 0,
@@ -134,13 +135,15 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
             .unwrap()
             .tokens
     };
-    let mut on_gpu = model
-        .gpu_session(context, Some(CONTEXT), KvType::F16, DecodeInput::F32)
-        .unwrap();
-    let mut on_cpu = model
-        .session(Some(CONTEXT), KvType::F16, DecodeInput::F32)
-        .unwrap();
-    assert_eq!(run(&mut on_gpu), run(&mut on_cpu));
+    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+        let mut on_gpu = model
+            .gpu_session(context, Some(CONTEXT), KvType::F16, decode_input)
+            .unwrap();
+        let mut on_cpu = model
+            .session(Some(CONTEXT), KvType::F16, decode_input)
+            .unwrap();
+        assert_eq!(run(&mut on_gpu), run(&mut on_cpu), "{decode_input:?}");
+    }
 }
 
 /// A GPU session's last-row logits (one row read back) are the CPU session's.
