@@ -404,6 +404,29 @@ fn last_row() {
     net.check(out, ONE_STEP, "last_row");
 }
 
+/// With x in 8 bits, a matmul of a prompt's last row reads it in f32 (only one-token
+/// steps round), on both sides, and a one-token step's is rounded.
+#[test]
+fn int8_decode_rounds_only_one_token_steps() {
+    let mut rng = rng("int8_decode_rounds_only_one_token_steps");
+    let mut net = Net::new();
+    net.decode_input = DecodeInput::Int8;
+    let cols = 256;
+    let x = net.input("x", cols, &mut rng);
+    let last = net.op(
+        Op::LastRow,
+        TensorType::f32(&[Dim::Fixed(1), Dim::Fixed(cols)]),
+        &[x],
+    );
+    let weight = net.weight(Tensor::random("w", GgmlType::Q4K, 70, cols, &mut rng));
+    let out = net.op(
+        Op::MatMul { weight },
+        TensorType::f32(&[Dim::Fixed(1), Dim::Fixed(70)]),
+        &[last],
+    );
+    net.check(out, STEPS, "int8 matmul of the last row");
+}
+
 #[test]
 fn rope_both_modes() {
     let mut rng = rng("rope_both_modes");

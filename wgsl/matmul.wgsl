@@ -27,7 +27,7 @@ struct Params {
     // inverse RMS of x (the prologue's own dispatch then runs only for longer steps).
     prologue: u32,
     eps: f32,
-    // Decode: a workgroup's four rows are b, b + 1, b + s and b + s + 1 for this span s
+    // Decode: each group of four rows is b, b + 1, b + s and b + s + 1 for this span s
     // (2: four rows in a row), so that the rows an epilogue pairs are computed together.
     pair_span: u32,
     // FOLD_ROPE: columns rope_start .. rope_end are heads of rope_head_dim values whose
@@ -147,19 +147,23 @@ fn max4(v: vec4<f32>) -> f32 {
 }
 
 // Adding 1.5 · 2^23 rounds a float under 2^22 in magnitude to a whole number (ties to
-// even, as `round`) and leaves it, two's complement, in the low bits of the sum's
-// mantissa: a multiply-add and a byte pack, where `round` and a conversion to an
-// integer (a quarter of the issue rate on NVIDIA GPUs) would take three steps a value.
+// even) and leaves it, two's complement, in the low bits of the sum's mantissa: one
+// fused multiply-add and a byte pack, where `round` and a conversion to an integer (a
+// quarter of the issue rate on NVIDIA GPUs) would take three steps a value. The CPU's
+// `round_to_int8` (src/runtime/decode_input.rs) does the same.
 const ROUNDING_BIAS: f32 = 12582912.0;
+const SMALLEST_NORMAL: f32 = 1.17549435e-38;
 
 fn q8_word(v: vec4<f32>, inv: f32) -> u32 {
-    return pack4xU8(bitcast<vec4<u32>>(v * inv + ROUNDING_BIAS) & vec4<u32>(0xffu));
+    let biased = fma(v, vec4<f32>(inv), vec4<f32>(ROUNDING_BIAS));
+    return pack4xU8(bitcast<vec4<u32>>(biased) & vec4<u32>(0xffu));
 }
 
 fn rounded_q8(x: X32) -> XQ8 {
     let amax = vec4<f32>(max4(max(abs(x.a), abs(x.b))), max4(max(abs(x.c), abs(x.d))),
         max4(max(abs(x.e), abs(x.f))), max4(max(abs(x.g), abs(x.h))));
-    let inv = select(vec4<f32>(0.0), 127.0 / amax, amax > vec4<f32>(0.0));
+    // Runs below the smallest normal float round to zeros (127 / amax would overflow).
+    let inv = select(vec4<f32>(0.0), 127.0 / amax, amax >= vec4<f32>(SMALLEST_NORMAL));
     var q: XQ8;
     q.lo = vec4<u32>(q8_word(x.a, inv.x), q8_word(x.b, inv.x), q8_word(x.c, inv.y), q8_word(x.d, inv.y));
     q.hi = vec4<u32>(q8_word(x.e, inv.z), q8_word(x.f, inv.z), q8_word(x.g, inv.w), q8_word(x.h, inv.w));
@@ -198,7 +202,7 @@ fn high_nibbles(q: vec4<u32>) -> vec4<u32> {
     return (q >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu);
 }
 
-// The four rows decode workgroup `w` computes (see `pair_span`).
+// The four rows of the decode kernel's group `w` (see `pair_span`).
 fn quad_rows(w: u32) -> vec4<u32> {
     let span = p.pair_span;
     let quads_per_block = span / 2u;
@@ -316,15 +320,18 @@ fn matmul_decode(
         let rows = quad_rows(first_quad + q);
         let values = folded(FOLD, rows, quad_sums[q] * scale);
         let i = lid % 4u;
-        let stored = select(rows[i] < p.rows, i < 2u, FOLD == FOLD_GATED);
+        // A gated group stores its two gate rows' columns, where its group is one of
+        // the span's (a grid of several groups a workgroup may run past them).
+        let gated = i < 2u && rows.x < p.pair_span;
+        let stored = select(rows[i] < p.rows, gated, FOLD == FOLD_GATED);
         if stored {
             store(0u, rows[i], values[i]);
         }
     }
 }
 
-// Sums groups q and q + 1 (as far as QUADS goes) and the squares over the workgroup
-// into `quad_sums` and, for q = 0, `squares_sum`.
+// Sums groups q and q + 1 (as far as QUADS goes) over the workgroup into `quad_sums`,
+// and for q = 0 the squares into `squares_sum`.
 fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
     let two = QUADS > 1u;
     partial[lid] = a;
@@ -334,7 +341,9 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
     for (var half = 32u; half > 0u; half /= 2u) {
         if lid < half {
             partial[lid] += partial[lid + half];
-            partial_squares[lid] += partial_squares[lid + half];
+            if q == 0u {
+                partial_squares[lid] += partial_squares[lid + half];
+            }
             if two {
                 partial_second[lid] += partial_second[lid + half];
             }

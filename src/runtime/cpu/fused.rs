@@ -42,10 +42,11 @@ fn on_columns(x: &mut [f32], row_len: usize, cols: Cols, f: impl FnOnce(&mut [f3
     kernels::set_columns(x, row_len, cols, &part);
 }
 
-fn matmul(x: &[f32], w: &Weight, source: &impl Weights) -> Vec<f32> {
+fn matmul(x: &[f32], w: &Weight, step: Step, source: &impl Weights) -> Vec<f32> {
     let mut out = vec![0f32; x.len() / w.cols * w.rows];
     let weight = (source.bytes(&w.name), w.ty);
-    kernels::matmul(x, weight, (w.rows, w.cols), source.decode_input(), &mut out);
+    let input = source.decode_input().in_step(step.tokens);
+    kernels::matmul(x, weight, (w.rows, w.cols), input, &mut out);
     out
 }
 
@@ -69,13 +70,13 @@ pub fn linear(
         None => x,
     };
     let mut out = match weights {
-        [w] => matmul(x, w, source),
+        [w] => matmul(x, w, step, source),
         _ => {
             let total: usize = weights.iter().map(|w| w.rows).sum();
             let mut out = vec![0f32; step.tokens * total];
             let mut start = 0;
             for w in weights {
-                let part = matmul(x, w, source);
+                let part = matmul(x, w, step, source);
                 kernels::set_columns(&mut out, total, Cols { start, len: w.rows }, &part);
                 start += w.rows;
             }

@@ -70,7 +70,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `out[t, r] = x[t, :] · W[r, :]` for a `[rows, cols]` weight in its stored type,
 /// rows in parallel. One token (decoding) takes each row's dot product straight from
 /// the quantised blocks; several tokens dequantise each row once into a row-sized
-/// buffer and reuse it. Never the whole matrix. `input` says how one token's x is read.
+/// buffer and reuse it. Never the whole matrix. `input` says how x is read.
 pub fn matmul(
     x: &[f32],
     (weight, ty): (&[u8], GgmlType),
@@ -81,16 +81,16 @@ pub fn matmul(
     const ROWS_PER_TASK: usize = 64;
     let tokens = x.len() / cols;
     let rb = row_bytes(ty, cols);
+    let mut rounded;
+    let x = match input {
+        DecodeInput::F32 => x,
+        DecodeInput::Int8 => {
+            rounded = x.to_vec();
+            round_to_int8(&mut rounded);
+            &rounded
+        }
+    };
     if tokens == 1 {
-        let mut rounded;
-        let x = match input {
-            DecodeInput::F32 => x,
-            DecodeInput::Int8 => {
-                rounded = x.to_vec();
-                round_to_int8(&mut rounded);
-                &rounded
-            }
-        };
         out.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(chunk, dst)| {

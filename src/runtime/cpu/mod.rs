@@ -208,7 +208,7 @@ impl<'a> CpuInterpreter<'a> {
                     x,
                     (self.bytes(&weight.name), weight.ty),
                     (weight.rows, weight.cols),
-                    self.decode_input,
+                    self.decode_input.in_step(step.tokens),
                     &mut out,
                 );
                 out

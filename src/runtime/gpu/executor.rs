@@ -172,13 +172,21 @@ pub(super) enum Source {
     Cache(usize),
 }
 
+/// A matmul's kernels for a single row of x, each with the rows a workgroup of it
+/// computes: in one-token steps, and in longer steps (a last-row view), whose matmuls
+/// read x in f32 whatever the session's [`DecodeInput`].
+pub(super) struct SingleRow {
+    pub one_token: (wgpu::ComputePipeline, u32),
+    pub longer: (wgpu::ComputePipeline, u32),
+}
+
 pub(super) struct Dispatch {
     pub label: String,
     /// The kernel of a step of several rows: its entry point and pipeline.
     pub entry: &'static str,
     pub pipeline: wgpu::ComputePipeline,
-    /// Matmuls: the kernel for a single row of x, and the rows of a workgroup of it.
-    pub single_row: Option<(wgpu::ComputePipeline, u32)>,
+    /// Matmuls: the kernels for a single row of x.
+    pub single_row: Option<SingleRow>,
     pub grid: Grid,
     pub layout: wgpu::BindGroupLayout,
     pub params_offset: u64,
@@ -241,7 +249,14 @@ impl Dispatch {
                 tokens: x,
                 token_tile,
             } => match (&self.single_row, x.resolve(tokens)) {
-                (Some((single, rows_per_group)), 1) => (single, rows.div_ceil(*rows_per_group)),
+                (Some(single), 1) => {
+                    let (pipeline, rows_per_group) = if tokens == 1 {
+                        &single.one_token
+                    } else {
+                        &single.longer
+                    };
+                    (pipeline, rows.div_ceil(*rows_per_group))
+                }
                 (_, t) => (
                     &self.pipeline,
                     rows.div_ceil(MATMUL_TILE) * t.div_ceil(token_tile),

@@ -1,7 +1,7 @@
 //! Which epilogues the decode matmul applies as it stores (wgsl/matmul.wgsl's `FOLD`),
 //! so that a decode step needs no epilogue dispatch after it: rotations (Llama's Q and
 //! K) and the gated activation (act(gate) · up), whose coupled columns one workgroup
-//! computes together when its four rows are chosen right (`pair_span`). Steps that
+//! computes together when its groups of four rows are chosen right (`pair_span`). Steps that
 //! couple a whole head (a per-head norm) or that mix with these stay in the epilogue
 //! kernel.
 
@@ -63,8 +63,8 @@ fn gated(act: Activation, raw_len: usize, parts: &[(usize, usize)]) -> Option<De
 }
 
 /// Rotations of one kind over consecutive columns (Q's and K's heads). Adjacent pairs
-/// lie inside four rows in a row; halves pair rows half a head apart, so a workgroup
-/// takes rows b, b + 1, b + d/2, b + d/2 + 1 of a head of d, which every dispatch part
+/// lie inside four rows in a row; halves pair rows half a head apart, so a group takes
+/// rows b, b + 1, b + d/2, b + d/2 + 1 of a head of d, which every dispatch part
 /// must hold whole heads for.
 fn rotations(epilogue: &[Epilogue], parts: &[(usize, usize)]) -> Option<DecodeFold> {
     let mut ropes = epilogue.iter().map(|step| match step {

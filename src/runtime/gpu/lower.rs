@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use super::arena::{ActivationId, Arena, ArenaLayout, Use};
 use super::executor::{
-    query_tile, Dispatch, Grid, ModulePipelines, Params, Rows, Source, Steps, MATMUL_TILE,
-    MAX_ATTENTION_RUNS,
+    query_tile, Dispatch, Grid, ModulePipelines, Params, Rows, SingleRow, Source, Steps,
+    MATMUL_TILE, MAX_ATTENTION_RUNS,
 };
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
@@ -26,6 +26,7 @@ use crate::graph::{
 };
 use crate::model::{Activation, RopeMode};
 use crate::runtime::cpu::{kernels, RunError};
+use crate::runtime::DecodeInput;
 
 /// An activation as a kernel reads it: `rows` rows of `len` values, `stride` apart,
 /// from `offset` values into `activation`; with `last_row`, the one row is row T − 1.
@@ -356,8 +357,15 @@ impl<'a> Loader<'a> {
             token_tile,
         };
         self.dispatch(label, module, entry, params, grid, sources)?;
-        let decode = DecodeKernel::new(fold, (rows, ty), self.options.decode_input);
-        self.decodes_with(module, decode)
+        let kernel = |input| DecodeKernel::new(fold, (rows, ty), input);
+        let single_row = SingleRow {
+            one_token: self.decode_kernel(module, kernel(self.options.decode_input))?,
+            longer: self.decode_kernel(module, kernel(DecodeInput::F32))?,
+        };
+        if let Some(d) = self.dispatches.last_mut() {
+            d.single_row = Some(single_row);
+        }
+        Ok(())
     }
 
     /// Says in which steps the dispatch added last runs.
@@ -367,9 +375,13 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Sets the single-row kernel of the matmul dispatch added last: `module`'s decode
-    /// matmul specialised as `kernel` says (each specialisation built once).
-    fn decodes_with(&mut self, module: Module, kernel: DecodeKernel) -> Result<(), GpuError> {
+    /// `module`'s decode matmul specialised as `kernel` says (each specialisation built
+    /// once), and the rows a workgroup of it computes.
+    fn decode_kernel(
+        &mut self,
+        module: Module,
+        kernel: DecodeKernel,
+    ) -> Result<(wgpu::ComputePipeline, u32), GpuError> {
         if !self.decode_kernels.contains_key(&(module, kernel)) {
             let context = self.context;
             let built =
@@ -378,10 +390,7 @@ impl<'a> Loader<'a> {
             self.decode_kernels.insert((module, kernel), built);
         }
         let pipeline = self.decode_kernels[&(module, kernel)].clone();
-        if let Some(d) = self.dispatches.last_mut() {
-            d.single_row = Some((pipeline, kernel.rows_per_group()));
-        }
-        Ok(())
+        Ok((pipeline, kernel.rows_per_group()))
     }
 
     /// Records the weight bytes the dispatch added last reads.
