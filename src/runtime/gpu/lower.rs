@@ -306,11 +306,11 @@ impl<'a> Loader<'a> {
     }
 
     /// A linear's matmul over one part of its weights (`Grid::Matmul`), decoded by the
-    /// decode matmul folding `fold`. On tensor cores where the device was opened with them, after a
-    /// dispatch that rounds x to f16 (into an activation of its own): that kernel
-    /// stores whole tiles, so only where the output's rows are whole tiles of 64 and
-    /// its tokens whole tiles of COOP_TOKENS at the most tokens a step takes (the rows
-    /// past a step's tokens are never read).
+    /// decode matmul folding `fold`. On tensor cores where the device was opened with
+    /// them, after a dispatch that rounds x to f16 (into an activation of its own): that
+    /// kernel stores whole tiles, so only where the output's rows are whole tiles of 64
+    /// and its tokens whole tiles of COOP_TOKENS at the most tokens a step takes (the
+    /// rows past a step's tokens are never read).
     fn matmul(
         &mut self,
         label: &str,
