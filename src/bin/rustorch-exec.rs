@@ -70,7 +70,7 @@ struct RunArgs {
     #[arg(long)]
     tensor_cores: bool,
     /// Round x to 8 bits (a scale per 8 values) in the decode matmuls, which then take
-    /// integer dot products, as llama.cpp's GPU backends do; logits move by about 1%.
+    /// integer dot products, as llama.cpp's GPU backends do (prompt steps keep f32).
     #[arg(long)]
     int8_decode: bool,
 }
