@@ -132,7 +132,9 @@ fn x32(starts: vec4<u32>) -> X32 {
 }
 
 // x's 32 values of a slice rounded to 8 bits, one scale a run of 8 (the runs of X32):
-// scale = max |x| / 127 over the run, each value round(x / scale). Two words a run,
+// scale = the least power of two with max |x| ≤ 127 · scale over the run, each value
+// round(x / scale), ties to even (`round_to_int8` in src/runtime/decode_input.rs, the
+// CPU's twin: a power of two divides exactly, so both round alike). Two words a run,
 // runs 0 and 1 in `lo`, 2 and 3 in `hi`; `sums` are each run's Σ round(x / scale),
 // for the weight types' offsets and minimums.
 struct XQ8 {
@@ -147,27 +149,36 @@ fn max4(v: vec4<f32>) -> f32 {
 }
 
 // Adding 1.5 · 2^23 rounds a float under 2^22 in magnitude to a whole number (ties to
-// even) and leaves it, two's complement, in the low bits of the sum's mantissa: one
-// fused multiply-add and a byte pack, where `round` and a conversion to an integer (a
-// quarter of the issue rate on NVIDIA GPUs) would take three steps a value. The CPU's
-// `round_to_int8` (src/runtime/decode_input.rs) does the same.
+// even) and leaves it, two's complement, in the low bits of the sum's mantissa: a
+// multiply-add and a byte pack, where `round` and a conversion to an integer (a
+// quarter of the issue rate on NVIDIA GPUs) would take three steps a value.
 const ROUNDING_BIAS: f32 = 12582912.0;
-const SMALLEST_NORMAL: f32 = 1.17549435e-38;
+// Runs of a largest magnitude below 2^-120 round to zeros (their inverse scale would
+// not be a float).
+const SMALLEST_RUN: f32 = 7.52316385e-37;
 
 fn q8_word(v: vec4<f32>, inv: f32) -> u32 {
     let biased = fma(v, vec4<f32>(inv), vec4<f32>(ROUNDING_BIAS));
     return pack4xU8(bitcast<vec4<u32>>(biased) & vec4<u32>(0xffu));
 }
 
+// The power of two 2^e a value's biased exponent `e + 127` gives.
+fn power_of_two(biased: vec4<i32>) -> vec4<f32> {
+    return bitcast<vec4<f32>>(vec4<u32>(biased) << vec4<u32>(23u));
+}
+
 fn rounded_q8(x: X32) -> XQ8 {
     let amax = vec4<f32>(max4(max(abs(x.a), abs(x.b))), max4(max(abs(x.c), abs(x.d))),
         max4(max(abs(x.e), abs(x.f))), max4(max(abs(x.g), abs(x.h))));
-    // Runs below the smallest normal float round to zeros (127 / amax would overflow).
-    let inv = select(vec4<f32>(0.0), 127.0 / amax, amax >= vec4<f32>(SMALLEST_NORMAL));
+    // amax lies in [2^k, 2^(k + 1)), so scale is 2^(k − 6), or 2^(k − 5) past 127 · 2^(k − 6).
+    let k = vec4<i32>((bitcast<vec4<u32>>(amax) >> vec4<u32>(23u)) & vec4<u32>(0xffu)) - 127;
+    let e = select(k - 5, k - 6, amax <= 127.0 * power_of_two(k - 6 + 127));
+    let used = amax >= vec4<f32>(SMALLEST_RUN);
+    let inv = select(vec4<f32>(0.0), power_of_two(127 - e), used);
     var q: XQ8;
     q.lo = vec4<u32>(q8_word(x.a, inv.x), q8_word(x.b, inv.x), q8_word(x.c, inv.y), q8_word(x.d, inv.y));
     q.hi = vec4<u32>(q8_word(x.e, inv.z), q8_word(x.f, inv.z), q8_word(x.g, inv.w), q8_word(x.h, inv.w));
-    q.scales = amax / 127.0;
+    q.scales = select(vec4<f32>(0.0), power_of_two(127 + e), used);
     q.sums = run_dots(vec4<u32>(0x01010101u), vec4<u32>(0x01010101u), q);
     return q;
 }

@@ -4,10 +4,9 @@
 //! Longer steps (a prompt's) read x in f32 either way, also where a matmul reads one
 //! row of them. The rounding is written here once; the GPU's `rounded_q8`
 //! (wgsl/matmul.wgsl) is its twin, and the CPU interpreter applies it where a session
-//! asks for it. The two round alike up to WGSL's division (within 2.5 ULP, where the
-//! CPU's is exact) and a folded norm prologue (the GPU rounds x times the norm weight
-//! and applies the RMS scale after): a value at a rounding boundary may land one step
-//! apart, which moves a dot product by about 1/127 of one term.
+//! asks for it. The two round every value alike: each run's scale is a power of two
+//! (dividing by it is exact, where WGSL's division is not), and before a norm prologue
+//! both round x times the norm weight and scale the sums by the inverse RMS after.
 
 /// Values that share one scale: the runs of 8 in which the decode kernel holds x.
 pub const INT8_RUN: usize = 8;
@@ -35,22 +34,28 @@ impl DecodeInput {
 }
 
 /// Rounds `x` in place to the values 8 bits hold: in each run of [`INT8_RUN`] values
-/// from the start, scale = max |x| / 127 and each value becomes round(x / scale) ·
-/// scale, ties to even, computed as the GPU computes it: x · (127 / max |x|) + 1.5 ·
-/// 2^23 in one fused multiply-add. Runs whose largest magnitude is below the smallest
-/// normal float become zeros.
+/// from the start, scale = the least power of two with max |x| ≤ 127 · scale, and each
+/// value becomes round(x / scale) · scale, ties to even. Dividing by a power of two is
+/// exact, so the GPU rounds every value alike. Runs whose largest magnitude is below
+/// 2^-120 become zeros.
 pub fn round_to_int8(x: &mut [f32]) {
-    const ROUNDING_BIAS: f32 = 12_582_912.0;
+    let power_of_two = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
     for run in x.chunks_mut(INT8_RUN) {
         let amax = run.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let inv = if amax >= f32::MIN_POSITIVE {
-            127.0 / amax
+        if amax < power_of_two(-120) {
+            run.fill(0.0);
+            continue;
+        }
+        // amax lies in [2^k, 2^(k + 1)): 127 · 2^(k − 6) is just under it or not.
+        let k = ((amax.to_bits() >> 23) & 0xff) as i32 - 127;
+        let e = if amax <= 127.0 * power_of_two(k - 6) {
+            k - 6
         } else {
-            0.0
+            k - 5
         };
-        let scale = amax / 127.0;
+        let (scale, inv) = (power_of_two(e), power_of_two(-e));
         for v in run.iter_mut() {
-            *v = (v.mul_add(inv, ROUNDING_BIAS) - ROUNDING_BIAS) * scale;
+            *v = (*v * inv).round_ties_even() * scale;
         }
     }
 }
@@ -64,14 +69,18 @@ mod tests {
         let mut x = [
             1.0, -2.54, 0.5, 127.0, 3.2, -0.6, 0.0, 64.5, // max 127: scale 1
             0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, // all zero: stays zero
-            -0.254, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, // max 0.254: scale 0.002
-            1e-39, -1e-39, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, // below the normal floats: zeros
+            -0.25, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, // max 0.25: scale 2^-8 (127 · 2^-9 < 0.25)
+            128.0, 1.0, -1.5, 2.5, 0.0, 0.0, 0.0, 0.0, // max 128: scale 2
+            1e-37, -1e-38, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, // below 2^-120: zeros
         ];
         round_to_int8(&mut x);
         assert_eq!(&x[..8], &[1.0, -3.0, 0.0, 127.0, 3.0, -1.0, 0.0, 64.0]);
         assert_eq!(&x[8..16], &[0.0; 8]);
-        assert!((x[16] + 0.254).abs() < 1e-7, "{}", x[16]);
-        assert!((x[17] - 50.0 * 0.002).abs() < 1e-7, "{}", x[17]);
-        assert_eq!(&x[24..], &[0.0; 8]);
+        let step = 1.0 / 256.0;
+        assert_eq!(&x[16..18], &[-64.0 * step, 26.0 * step]);
+        // 1.0 / 2 and 2.5 / 2 are ties, to even: 0 and 2; -1.5 / 2 rounds to -1.
+        assert_eq!(&x[24..28], &[128.0, 0.0, -2.0, 2.0]);
+        assert_eq!(&x[32..], &[0.0; 8]);
     }
 }

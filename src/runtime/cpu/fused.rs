@@ -61,8 +61,19 @@ pub fn linear(
     source: &impl Weights,
 ) -> Vec<f32> {
     let cols = weights[0].cols;
+    // With x in 8 bits (a one-token step) x times the norm weight is what is rounded,
+    // and the sums take the RMS scale after, as the GPU's decode matmul does.
+    let int8 = source.decode_input().in_step(step.tokens) == DecodeInput::Int8;
+    let mut rms_after = None;
     let normed;
     let x = match prologue {
+        Some(p) if int8 => {
+            rms_after = Some(kernels::inverse_rms(x, p.eps));
+            let mut weighted = x.to_vec();
+            kernels::mul_weight(&mut weighted, source.vector(&p.weight.name));
+            normed = weighted;
+            &normed
+        }
         Some(p) => {
             normed = rms_norm_mul(x, cols, p.eps, source.vector(&p.weight.name), None);
             &normed
@@ -83,6 +94,9 @@ pub fn linear(
             out
         }
     };
+    if let Some(scale) = rms_after {
+        out.iter_mut().for_each(|v| *v *= scale);
+    }
     for s in epilogue {
         let row_len = out.len() / step.tokens;
         match s {

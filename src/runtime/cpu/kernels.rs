@@ -36,10 +36,15 @@ pub fn scale(x: &mut [f32], factor: f32) {
 /// `x / sqrt(mean(x²) + eps)` over each group of `group` values.
 pub fn rms_norm(x: &mut [f32], group: usize, eps: f32) {
     for g in x.chunks_exact_mut(group) {
-        let mean_sq = g.iter().map(|v| v * v).sum::<f32>() / group as f32;
-        let inv = 1.0 / (mean_sq + eps).sqrt();
+        let inv = inverse_rms(g, eps);
         g.iter_mut().for_each(|v| *v *= inv);
     }
+}
+
+/// 1 / √(mean(x²) + eps): what RMS-norm multiplies `x` by.
+pub fn inverse_rms(x: &[f32], eps: f32) -> f32 {
+    let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    1.0 / (mean_sq + eps).sqrt()
 }
 
 /// `x · w`, `w` repeated along each row.
