@@ -501,9 +501,11 @@ impl ModulePipelines {
                     let built = compute_pipeline(context, &pipeline_layout, shader, entry, &[]);
                     (entry, built)
                 };
+                // The decode matmul is only built specialised (`Loader::decode_kernel`).
                 let mut by_entry: HashMap<_, _> = module
                     .entry_points()
                     .iter()
+                    .filter(|&&entry| entry != DECODE_MATMUL)
                     .map(|&entry| pipeline(&shader, entry))
                     .collect();
                 // The tensor-core prefill, built on the same layout so that it takes the

@@ -364,7 +364,7 @@ pub const COLS_MULTIPLE: usize = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::gpu::{executor, top_k};
+    use crate::runtime::gpu::{executor, fold, top_k};
 
     /// The value of WGSL constant `name` in `module`'s source, as naga folds it.
     fn wgsl_const(source: &str, name: &str) -> u32 {
@@ -419,5 +419,9 @@ mod tests {
         let coop = coop_matmul_source(&Module::Matmul(GgmlType::Q4K).source());
         assert_eq!(wgsl_const(&coop, "COOP_TOKENS"), COOP_TOKENS);
         assert_eq!(wgsl_const(&coop, "TILE"), executor::MATMUL_TILE);
+        let matmul = Module::Matmul(GgmlType::Q4K).source();
+        assert_eq!(wgsl_const(&matmul, "FOLD_NONE"), fold::FOLD_NONE);
+        assert_eq!(wgsl_const(&matmul, "FOLD_ROPE"), fold::FOLD_ROPE);
+        assert_eq!(wgsl_const(&matmul, "FOLD_GATED"), fold::FOLD_GATED);
     }
 }
