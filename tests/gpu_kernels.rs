@@ -12,7 +12,9 @@ use rustorch::graph::{
 };
 use rustorch::model::{Activation, RopeMode};
 use rustorch::runtime::cpu::{CpuInterpreter, RunError};
-use rustorch::runtime::gpu::{GpuError, GpuExecutor, GpuOptions, TOP_K_MAX, WIDE_GROUPS};
+use rustorch::runtime::gpu::{
+    GpuError, GpuExecutor, GpuOptions, LONG_ROWS, TOP_K_MAX, WIDE_GROUPS,
+};
 use rustorch::runtime::{argmax, top_k, DecodeInput, KvCache, KvType};
 use rustorch::synth::SplitMix64;
 
@@ -183,17 +185,16 @@ fn embedding_of_every_type() {
 }
 
 fn matmul_case(ty: GgmlType, steps: &[&[u32]], rng: &mut SplitMix64) {
-    matmul_rows_case(ty, 70, steps, DecodeInput::F32, rng);
+    matmul_rows_case(ty, (70, 512), steps, DecodeInput::F32, rng);
 }
 
 fn matmul_rows_case(
     ty: GgmlType,
-    n_rows: usize,
+    (n_rows, cols): (usize, usize),
     steps: &[&[u32]],
     decode_input: DecodeInput,
     rng: &mut SplitMix64,
 ) {
-    let cols = 512;
     let mut net = Net::new();
     net.decode_input = decode_input;
     let x = net.input("x", cols, rng);
@@ -203,7 +204,7 @@ fn matmul_rows_case(
     net.check(
         out,
         steps,
-        &format!("matmul {ty} of {n_rows} rows, {decode_input:?}"),
+        &format!("matmul {ty} of {n_rows} × {cols}, {decode_input:?}"),
     );
 }
 
@@ -212,7 +213,19 @@ fn matmul_decode_of_every_type() {
     let mut rng = rng("matmul_decode_of_every_type");
     for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
         for ty in GgmlType::ALL {
-            matmul_rows_case(ty, 70, &[&[4], &[11]], decode_input, &mut rng);
+            matmul_rows_case(ty, (70, 512), &[&[4], &[11]], decode_input, &mut rng);
+        }
+    }
+}
+
+/// Rows of `LONG_ROWS` values or more decode with 128 invocations a workgroup.
+#[test]
+fn matmul_decode_of_long_rows() {
+    let mut rng = rng("matmul_decode_of_long_rows");
+    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+        for ty in GgmlType::ALL {
+            let shape = (70, LONG_ROWS as usize);
+            matmul_rows_case(ty, shape, &[&[4], &[11]], decode_input, &mut rng);
         }
     }
 }
@@ -229,7 +242,7 @@ fn decode_matmuls_of_wide_matrices() {
     for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
         for n_rows in [rows_for(8) + 4, rows_for(16) + 4] {
             for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
-                matmul_rows_case(ty, n_rows, &[&[4]], decode_input, &mut rng);
+                matmul_rows_case(ty, (n_rows, 512), &[&[4]], decode_input, &mut rng);
             }
         }
         for n_ff in [rows_for(8) / 2 + 2, rows_for(16) / 2 + 2] {

@@ -7,7 +7,9 @@
 use naga::back::msl;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use rustorch::gguf::GgmlType;
-use rustorch::runtime::gpu::{coop_matmul_source, DecodeKernel, Module, COOP_PREFILL};
+use rustorch::runtime::gpu::{
+    coop_matmul_source, DecodeKernel, Module, Specialisation, COOP_PREFILL,
+};
 
 fn parse_and_validate(module: Module) -> (naga::Module, naga::valid::ModuleInfo) {
     let source = module.source();
@@ -69,21 +71,27 @@ fn every_module_validates_and_translates() {
                 module.name()
             );
         }
-        // Every override at its default, and the decode matmul in each of its
-        // specialisations, as the executor builds them.
+        // Every override at its default, and the decode matmul and attention in each of
+        // their specialisations, as the executor builds them.
         let mut specialisations = vec![Vec::new()];
         if matches!(module, Module::Matmul(_)) {
             for fold in 0..3 {
                 for quads in [1, 2, 4] {
-                    for round_x in [false, true] {
+                    for (round_x, threads) in [(false, 64), (true, 64), (false, 128), (true, 128)] {
                         let kernel = DecodeKernel {
                             fold,
                             quads,
                             round_x,
+                            threads,
                         };
-                        specialisations.push(kernel.constants().to_vec());
+                        specialisations.push(Specialisation::Decode(kernel).constants());
                     }
                 }
+            }
+        }
+        if matches!(module, Module::SelfAttention(_)) {
+            for head_dim in [16, 48, 64, 80, 128, 256] {
+                specialisations.push(Specialisation::AttentionSplit { head_dim }.constants());
             }
         }
         for constants in specialisations {

@@ -257,7 +257,7 @@ fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
     }
 }
 
-// Decode (one row of x): a workgroup of 64 computes QUADS groups of four rows
+// Decode (one row of x): a workgroup of THREADS computes QUADS groups of four rows
 // (`quad_rows`), each group one vec4 accumulator. Each invocation strides along the
 // rows a slice of 32 weights at a time: it loads the 32 values of x the slice
 // multiplies once (and rounds them to 8 bits where ROUND_X), then each row's `dot32`
@@ -267,19 +267,24 @@ fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
 // The executor specialises the kernel through these constants: the epilogue it folds
 // as it stores; 1, 2 or 4 groups of rows, more where a matrix has rows enough to keep
 // the device busy with fewer workgroups (x's loads and rounding then serve more rows);
-// and x in 8 bits (`XQ8`), where the session asks for it.
+// x in 8 bits (`XQ8`), where the session asks for it; and 64 or 128 invocations, more
+// where long rows give each of them slices to load.
 override FOLD: u32 = FOLD_NONE;
 override QUADS: u32 = 1u;
 override ROUND_X: bool = false;
+override THREADS: u32 = 64u;
 
-var<workgroup> partial: array<vec4<f32>, 64>;
-var<workgroup> partial_second: array<vec4<f32>, 64>;
-var<workgroup> partial_squares: array<f32, 64>;
+// Sized by THREADS, not by the most it takes: a workgroup's memory comes out of the
+// same store as the L1 cache that x's loads hit, and the kernels of 64 lost a tenth
+// and more with arrays for 128.
+var<workgroup> partial: array<vec4<f32>, THREADS>;
+var<workgroup> partial_second: array<vec4<f32>, THREADS>;
+var<workgroup> partial_squares: array<f32, THREADS>;
 // Each group's sums, and the sum of squares of x.
 var<workgroup> quad_sums: array<vec4<f32>, 4>;
 var<workgroup> squares_sum: f32;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(THREADS)
 fn matmul_decode(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -299,7 +304,7 @@ fn matmul_decode(
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
     var squares = 0.0;
-    for (var g = lid; g < p.cols / 32u; g += 64u) {
+    for (var g = lid; g < p.cols / 32u; g += THREADS) {
         let x = x32(columns32(g));
         squares += x.squares;
         var xq: XQ8;
@@ -349,7 +354,7 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
     partial_second[lid] = b;
     partial_squares[lid] = squares;
     workgroupBarrier();
-    for (var half = 32u; half > 0u; half /= 2u) {
+    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
         if lid < half {
             partial[lid] += partial[lid + half];
             if q == 0u {

@@ -59,16 +59,25 @@ fn cache_row(j: u32) -> u32 {
 // step's own row first), so that no branch between cache and input keeps the loads
 // from being in flight together.
 
-// Scale-free score of the query (in q_row) with position j's key, head kvh, 32 values
-// at a time in straight-line code, so that their loads are in flight together.
+// A decode step's head length: a pipeline constant (the executor specialises
+// `attention_split` to the model's). Loops over a row do not unroll on their own, so
+// each iteration below holds many loads written out, all in flight together; fixed
+// trip counts let the driver drop the tails a head length does not need. Longer steps
+// and the combine read `p.head_dim`.
+override HEAD_DIM: u32 = 128u;
+
+// Scale-free score of the query (in q_row) with position j's key, head kvh: 64 values
+// (32 loads) an iteration, then 16 at a time for a head of other than a multiple of 64.
 fn key_dot(j: u32, kvh: u32) -> f32 {
+    let base = (cache_row(j) + kvh * HEAD_DIM) / 2u;
     var acc = 0.0;
     var e = 0u;
-    let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-    for (; e + 32u <= p.head_dim; e += 32u) {
-        acc += cached_dot16(base + e / 2u, e) + cached_dot16(base + e / 2u + 8u, e + 16u);
+    for (; e + 64u <= HEAD_DIM; e += 64u) {
+        let w = base + e / 2u;
+        acc += cached_dot16(w, e) + cached_dot16(w + 8u, e + 16u) + cached_dot16(w + 16u, e + 32u)
+            + cached_dot16(w + 24u, e + 48u);
     }
-    if e < p.head_dim {
+    for (; e < HEAD_DIM; e += 16u) {
         acc += cached_dot16(base + e / 2u, e);
     }
     return acc;
@@ -80,24 +89,36 @@ fn cached_dot16(w: u32, e: u32) -> f32 {
     let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
     let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
     let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
-    return dot(q4(e), a) + dot(q4(e + 4u), b) + dot(q4(e + 8u), c) + dot(q4(e + 12u), d);
+    let q = e / 4u;
+    return dot(q_row[q], a) + dot(q_row[q + 1u], b) + dot(q_row[q + 2u], c) + dot(q_row[q + 3u], d);
 }
 
-fn q4(e: u32) -> vec4<f32> {
-    return vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]);
+// How a decode workgroup shares a block's values: `value_lanes()` invocations a value
+// row, each taking pair `lane` of it (and pair lane + 64 in a head of more than 128
+// values), in `key_groups()` groups, group g taking keys g, g + groups, … of the
+// block; the groups' sums are added at the end (`attend`). Invocations past the last
+// group compute and add nothing.
+fn value_lanes() -> u32 {
+    return min(HEAD_DIM / 2u, BLOCK);
 }
 
-// An invocation's share of a value row: value pairs (words) lid and lid + 64 of kv
-// head kvh, as (2·lid, 2·lid + 1, 2·lid + 128, 2·lid + 129); 0 past the head's end.
-// The loads use clamped indices and the values past the end are zeroed after: a load
-// inside a branch waits for the loads before it.
-fn values4(j: u32, kvh: u32, lid: u32) -> vec4<f32> {
-    let pairs = p.head_dim / 2u;
-    let a = min(lid, pairs - 1u);
-    let b = min(lid + BLOCK, pairs - 1u);
-    let base = (cache_row(j) + kvh * p.head_dim) / 2u;
-    let values = vec4<f32>(cache_pair(v_cache[base + a]), cache_pair(v_cache[base + b]));
-    return select(vec4<f32>(), values, own_inside(lid));
+fn key_groups() -> u32 {
+    let lanes = value_lanes();
+    return select(1u, BLOCK / lanes, BLOCK % lanes == 0u);
+}
+
+// An invocation's values of position j's value row, head kvh: pairs lane and
+// lane + 64, as (2·lane, 2·lane + 1, 2·lane + 128, 2·lane + 129); 0 past the head's end.
+fn values4(j: u32, kvh: u32, lane: u32) -> vec4<f32> {
+    let pairs = HEAD_DIM / 2u;
+    let base = (cache_row(j) + kvh * HEAD_DIM) / 2u;
+    let low = cache_pair(v_cache[base + lane]);
+    if pairs <= BLOCK {
+        return vec4<f32>(low, 0.0, 0.0);
+    }
+    // Clamped rather than branched around, so that both loads are in flight together.
+    let high = cache_pair(v_cache[base + min(lane + BLOCK, pairs - 1u)]);
+    return vec4<f32>(low, select(vec2<f32>(), high, lane + BLOCK < pairs));
 }
 
 // Keys a workgroup scores at once (one per invocation).
@@ -105,8 +126,11 @@ const BLOCK: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
 // Below every score, finite so that exp(m − m′) is 0 rather than NaN.
 const LOWEST: f32 = -3.0e38;
-var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
+// The query, four values a vector.
+var<workgroup> q_row: array<vec4<f32>, MAX_HEAD_DIM / 4u>;
 var<workgroup> block_probs: array<f32, BLOCK>;
+// The key groups' sums of values, added up at the end of `attend`.
+var<workgroup> group_values: array<vec4<f32>, BLOCK>;
 
 // The keys a query at `pos` sees start here.
 fn first_key(pos: u32) -> u32 {
@@ -132,14 +156,37 @@ fn run_len(keys: u32) -> u32 {
 
 // Query row t of head h into q_row (the caller's barrier publishes it).
 fn load_query(h: u32, t: u32, lid: u32) {
-    for (var e = lid; e < p.head_dim; e += BLOCK) {
-        q_row[e] = q[t * p.q_stride + p.q_offset + h * p.head_dim + e];
+    for (var i = lid; i < HEAD_DIM / 4u; i += BLOCK) {
+        let at = t * p.q_stride + p.q_offset + h * HEAD_DIM + 4u * i;
+        q_row[i] = vec4<f32>(q[at], q[at + 1u], q[at + 2u], q[at + 3u]);
     }
 }
 
+// Lane `lane`'s values of 8 keys of the block at j0, each key_groups() after the last
+// from jj, weighted by their probabilities. Keys past the run's last (probability 0)
+// read its last key's values; keys past the block are not read by its key group's
+// invocations (those past the last group add nothing).
+fn weighted8(j0: u32, jj: u32, last: u32, kvh: u32, lane: u32) -> vec4<f32> {
+    let stride = key_groups();
+    let k = min(vec4<u32>(jj) + vec4<u32>(0u, 1u, 2u, 3u) * stride, vec4<u32>(BLOCK - 1u));
+    let l = min(vec4<u32>(jj) + vec4<u32>(4u, 5u, 6u, 7u) * stride, vec4<u32>(BLOCK - 1u));
+    let at = min(vec4<u32>(j0) + k, vec4<u32>(last));
+    let bt = min(vec4<u32>(j0) + l, vec4<u32>(last));
+    let v0 = values4(at.x, kvh, lane);
+    let v1 = values4(at.y, kvh, lane);
+    let v2 = values4(at.z, kvh, lane);
+    let v3 = values4(at.w, kvh, lane);
+    let v4 = values4(bt.x, kvh, lane);
+    let v5 = values4(bt.y, kvh, lane);
+    let v6 = values4(bt.z, kvh, lane);
+    let v7 = values4(bt.w, kvh, lane);
+    return block_probs[k.x] * v0 + block_probs[k.y] * v1 + block_probs[k.z] * v2 + block_probs[k.w] * v3
+        + block_probs[l.x] * v4 + block_probs[l.y] * v5 + block_probs[l.z] * v6 + block_probs[l.w] * v7;
+}
+
 // The softmax of one query over keys lo .. hi, unnormalised: the largest score `m`,
-// the sum of exp(score − m), and this invocation's share (see `values4`) of the values
-// weighted by exp(score − m).
+// the sum of exp(score − m), and, in the first key group's invocations, their pairs
+// (see `values4`) of the values weighted by exp(score − m).
 struct Run {
     m: f32,
     sum: f32,
@@ -147,46 +194,55 @@ struct Run {
 }
 
 // Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
-// running maximum rescales the sum and the accumulated values when it grows.
+// running maximum rescales the sums and the accumulated values when it grows. Each
+// invocation sums its own keys' exponentials, added up once at the end.
 fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
+    let lanes = value_lanes();
+    let groups = key_groups();
+    let lane = lid % lanes;
+    let group = lid / lanes;
+    let last = hi - 1u;
     var m = LOWEST;
-    var sum = 0.0;
+    var own_sum = 0.0;
     var acc = vec4<f32>();
     for (var j0 = lo; j0 < hi; j0 += BLOCK) {
-        // Invocations past the last key score it again (branch-free loads, as in
-        // `values4`) and drop it.
+        // Invocations past the last key score it again (branch-free loads) and drop it.
         let scored = j0 + lid < hi;
-        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, hi - 1u), kvh), scored);
+        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, last), kvh), scored);
         let m_new = max(m, workgroup_max(score, lid));
         let prob = select(0.0, exp(score - m_new), scored);
-        block_probs[lid] = prob;
         let rescale = exp(m - m_new);
-        sum = sum * rescale + workgroup_sum(prob, lid);
-        m = m_new;
+        own_sum = own_sum * rescale + prob;
         acc *= rescale;
-        // Eight keys at a time, their value loads in flight together; keys past the
-        // block's last (probability 0) read the last key's values instead.
-        let keys = min(BLOCK, hi - j0);
-        for (var jj = 0u; jj < keys; jj += 8u) {
-            let last = j0 + keys - 1u;
-            let v0 = values4(j0 + jj, kvh, lid);
-            let v1 = values4(min(j0 + jj + 1u, last), kvh, lid);
-            let v2 = values4(min(j0 + jj + 2u, last), kvh, lid);
-            let v3 = values4(min(j0 + jj + 3u, last), kvh, lid);
-            let v4 = values4(min(j0 + jj + 4u, last), kvh, lid);
-            let v5 = values4(min(j0 + jj + 5u, last), kvh, lid);
-            let v6 = values4(min(j0 + jj + 6u, last), kvh, lid);
-            let v7 = values4(min(j0 + jj + 7u, last), kvh, lid);
-            acc += block_probs[jj] * v0 + block_probs[jj + 1u] * v1 + block_probs[jj + 2u] * v2
-                + block_probs[jj + 3u] * v3 + block_probs[jj + 4u] * v4 + block_probs[jj + 5u] * v5
-                + block_probs[jj + 6u] * v6 + block_probs[jj + 7u] * v7;
+        m = m_new;
+        block_probs[lid] = prob;
+        workgroupBarrier();
+        // A group's keys, 32 an iteration (8 where it has 8, 16 where 16).
+        let keys = BLOCK / groups;
+        for (var i = 0u; i < keys; i += 32u) {
+            acc += weighted8(j0, group + i * groups, last, kvh, lane);
+            if keys > 8u {
+                acc += weighted8(j0, group + (i + 8u) * groups, last, kvh, lane);
+            }
+            if keys > 16u {
+                acc += weighted8(j0, group + (i + 16u) * groups, last, kvh, lane)
+                    + weighted8(j0, group + (i + 24u) * groups, last, kvh, lane);
+            }
         }
         workgroupBarrier();
+    }
+    let sum = workgroup_sum(own_sum, lid);
+    if groups > 1u {
+        group_values[lid] = acc;
+        workgroupBarrier();
+        for (var g = 1u; g < groups; g++) {
+            acc += group_values[lane + g * lanes];
+        }
     }
     return Run(m, sum, acc);
 }
 
-// Where an invocation's four values (see `values4`: value pairs lid and lid + 64) lie
+// Where lane lid's four values (see `values4`: value pairs lid and lid + 64) lie
 // in a head's row, and which of them lie inside the head: the one layout of `out` and
 // of a run's values in `runs`.
 fn own_values(lid: u32) -> vec4<u32> {
@@ -421,6 +477,10 @@ fn attention_split(
     }
     workgroupBarrier();
     let run = attend(kvh, lo, hi, lid);
+    // The first key group holds the values (see `attend`), pair lid a lane.
+    if lid >= value_lanes() {
+        return;
+    }
     // The only run: the output itself (the combine does not run).
     if len >= pos + 1u - first {
         write_out(h * p.head_dim, run.acc / run.sum, lid);

@@ -15,12 +15,12 @@ use super::executor::{
 use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
 use super::shaders::{
-    coop_matmul_source_to_build, Access, DecodeKernel, Module, COLS_MULTIPLE, COOP_PREFILL,
-    COOP_TOKENS, COOP_X_HALF, DECODE_MATMUL,
+    coop_matmul_source_to_build, Access, DecodeKernel, DecodeMatrix, Module, Specialisation,
+    COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS, COOP_X_HALF,
 };
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
-use crate::gguf::{GgmlType, GgufFile};
+use crate::gguf::GgufFile;
 use crate::graph::{
     CacheDecl, Cols, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, TensorType, Weight,
 };
@@ -74,8 +74,8 @@ pub(super) struct Loader<'a> {
     pub options: GpuOptions,
     pub limits: wgpu::Limits,
     pub pipelines: HashMap<Module, ModulePipelines>,
-    /// The decode matmul's specialisations built so far.
-    decode_kernels: HashMap<(Module, DecodeKernel), wgpu::ComputePipeline>,
+    /// The specialisations built so far.
+    specialisations: HashMap<(Module, Specialisation), wgpu::ComputePipeline>,
     pub params: Vec<u8>,
     pub param_stride: usize,
     /// Uploaded weights by the names they were uploaded under (several weights of one
@@ -108,7 +108,7 @@ impl<'a> Loader<'a> {
                 .next_multiple_of(limits.min_uniform_buffer_offset_alignment as usize),
             limits,
             pipelines: HashMap::new(),
-            decode_kernels: HashMap::new(),
+            specialisations: HashMap::new(),
             params: Vec::new(),
             weights: HashMap::new(),
             dispatches: Vec::new(),
@@ -286,22 +286,49 @@ impl<'a> Loader<'a> {
         grid: Grid,
         sources: Vec<Source>,
     ) -> Result<(), GpuError> {
+        let pipeline = self.pipelines(module)?.by_entry[entry].clone();
+        self.push_dispatch(label, module, (entry, pipeline), params, grid, sources)
+    }
+
+    /// A dispatch of an entry point that is built only specialised.
+    fn dispatch_specialised(
+        &mut self,
+        label: &str,
+        module: Module,
+        specialisation: Specialisation,
+        params: Params,
+        grid: Grid,
+        sources: Vec<Source>,
+    ) -> Result<(), GpuError> {
+        let pipeline = self.specialised(module, specialisation)?;
+        let entry = (specialisation.entry(), pipeline);
+        self.push_dispatch(label, module, entry, params, grid, sources)
+    }
+
+    fn push_dispatch(
+        &mut self,
+        label: &str,
+        module: Module,
+        (entry, pipeline): (&'static str, wgpu::ComputePipeline),
+        params: Params,
+        grid: Grid,
+        sources: Vec<Source>,
+    ) -> Result<(), GpuError> {
         let params_offset = self.add_params(params);
-        let pipelines = self.pipelines(module)?;
-        let dispatch = Dispatch {
+        let layout = self.pipelines(module)?.layout.clone();
+        self.dispatches.push(Dispatch {
             label: label.to_string(),
             entry,
-            pipeline: pipelines.by_entry[entry].clone(),
+            pipeline,
             single_row: None,
             grid,
-            layout: pipelines.layout.clone(),
+            layout,
             params_offset,
             sources,
             access: module.storage(),
             weight: WeightRead::None,
             steps: Steps::Every,
-        };
-        self.dispatches.push(dispatch);
+        });
         Ok(())
     }
 
@@ -314,12 +341,12 @@ impl<'a> Loader<'a> {
     fn matmul(
         &mut self,
         label: &str,
-        ty: GgmlType,
         params: Params,
-        (rows, tokens, cols): (u32, Rows, u32),
+        (matrix, tokens): (DecodeMatrix, Rows),
         mut sources: Vec<Source>,
         fold: u32,
     ) -> Result<(), GpuError> {
+        let DecodeMatrix { rows, cols, ty, .. } = matrix;
         let module = Module::Matmul(ty);
         let coop = self.pipelines(module)?.by_entry.contains_key(COOP_PREFILL)
             && rows % MATMUL_TILE == 0
@@ -357,7 +384,7 @@ impl<'a> Loader<'a> {
             token_tile,
         };
         self.dispatch(label, module, entry, params, grid, sources)?;
-        let kernel = |input| DecodeKernel::new(fold, (rows, ty), input);
+        let kernel = |input| DecodeKernel::new(fold, matrix, input);
         let single_row = SingleRow {
             one_token: self.decode_kernel(module, kernel(self.options.decode_input))?,
             longer: self.decode_kernel(module, kernel(DecodeInput::F32))?,
@@ -375,22 +402,34 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// `module`'s decode matmul specialised as `kernel` says (each specialisation built
-    /// once), and the rows a workgroup of it computes.
+    /// `module`'s decode matmul specialised as `kernel` says, and the rows a workgroup
+    /// of it computes.
     fn decode_kernel(
         &mut self,
         module: Module,
         kernel: DecodeKernel,
     ) -> Result<(wgpu::ComputePipeline, u32), GpuError> {
-        if !self.decode_kernels.contains_key(&(module, kernel)) {
-            let context = self.context;
-            let built =
-                self.pipelines(module)?
-                    .specialised(context, DECODE_MATMUL, &kernel.constants())?;
-            self.decode_kernels.insert((module, kernel), built);
-        }
-        let pipeline = self.decode_kernels[&(module, kernel)].clone();
+        let pipeline = self.specialised(module, Specialisation::Decode(kernel))?;
         Ok((pipeline, kernel.rows_per_group()))
+    }
+
+    /// `module`'s entry point specialised as `specialisation` says (each built once).
+    fn specialised(
+        &mut self,
+        module: Module,
+        specialisation: Specialisation,
+    ) -> Result<wgpu::ComputePipeline, GpuError> {
+        let key = (module, specialisation);
+        if !self.specialisations.contains_key(&key) {
+            let context = self.context;
+            let built = self.pipelines(module)?.specialised(
+                context,
+                specialisation.entry(),
+                &specialisation.constants(),
+            )?;
+            self.specialisations.insert(key, built);
+        }
+        Ok(self.specialisations[&key].clone())
     }
 
     /// Records the weight bytes the dispatch added last reads.
@@ -501,11 +540,11 @@ impl ModulePipelines {
                     let built = compute_pipeline(context, &pipeline_layout, shader, entry, &[]);
                     (entry, built)
                 };
-                // The decode matmul is only built specialised (`Loader::decode_kernel`).
+                // Some entry points are only built specialised (`Loader::specialised`).
                 let mut by_entry: HashMap<_, _> = module
                     .entry_points()
                     .iter()
-                    .filter(|&&entry| entry != DECODE_MATMUL)
+                    .filter(|entry| !Specialisation::ENTRIES.contains(entry))
                     .map(|&entry| pipeline(&shader, entry))
                     .collect();
                 // The tensor-core prefill, built on the same layout so that it takes the
@@ -1169,9 +1208,14 @@ impl NodeLowering<'_> {
                 // x in f16, where the tensor-core kernel runs (`Loader::matmul`).
                 Source::Buffer(l.unused_writable()),
             ];
-            let shape = (part.rows as u32, rows, cols as u32);
+            let matrix = DecodeMatrix {
+                rows: part.rows as u32,
+                cols: cols as u32,
+                ty,
+                prologue: eps.is_some(),
+            };
             let params = Params::new(&words);
-            l.matmul(label, ty, params, shape, sources, decode.fold)?;
+            l.matmul(label, params, (matrix, rows), sources, decode.fold)?;
             l.reads(WeightRead::matmul(part));
         }
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
@@ -1361,10 +1405,12 @@ impl NodeLowering<'_> {
             window: window.unwrap_or(0) as u32,
         };
         let split = format!("{} split", node.label);
-        l.dispatch(
+        l.dispatch_specialised(
             &split,
             module,
-            "attention_split",
+            Specialisation::AttentionSplit {
+                head_dim: head_dim as u32,
+            },
             params(),
             runs_grid,
             sources.clone(),

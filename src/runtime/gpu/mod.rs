@@ -31,7 +31,7 @@ pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{
-    coop_matmul_source, Access, DecodeKernel, Module, COOP_PREFILL, DECODE_MATMUL,
-    WGSL_DIR_VARIABLE, WIDE_GROUPS,
+    coop_matmul_source, Access, DecodeKernel, DecodeMatrix, Module, Specialisation,
+    ATTENTION_SPLIT, COOP_PREFILL, DECODE_MATMUL, LONG_ROWS, WGSL_DIR_VARIABLE, WIDE_GROUPS,
 };
 pub use top_k::TOP_K_MAX;

@@ -70,6 +70,19 @@ pub struct DecodeKernel {
     pub quads: u32,
     /// x rounded to 8 bits before the dot products ([`DecodeInput::Int8`]).
     pub round_x: bool,
+    /// Invocations a workgroup: 64, or 128 as [`DecodeKernel::new`] says.
+    pub threads: u32,
+}
+
+/// The matrix a decode matmul multiplies x by, as far as its specialisation depends
+/// on it.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeMatrix {
+    pub rows: u32,
+    pub cols: u32,
+    pub ty: GgmlType,
+    /// Whether the kernel applies the linear's norm prologue itself.
+    pub prologue: bool,
 }
 
 /// Workgroups a decode matmul of Q4_0 or Q4_K weights keeps when it takes more than
@@ -81,20 +94,37 @@ pub struct DecodeKernel {
 /// and Mistral's gate+up in f32 with sixteen (61 → 81 µs; 48 → 44 with x in 8 bits).
 pub const WIDE_GROUPS: u32 = 1024;
 
+/// Row length from which a decode matmul of four rows a workgroup without a folded
+/// prologue takes 128 invocations, with x in 8 bits or Q4_0 weights: each invocation
+/// then still has slices of 32 to load, and twice as many loads are in flight.
+/// Measured on an H100 (BENCHMARKS.md, session 8), with x in 8 bits: Mistral's down
+/// projections (14336 values a row) 33.5 → 28.4 µs (Q4_K) and 36.7 → 32.8 (Q6_K), its
+/// attention output (4096) 16.5 → 14.4, TinyLlama's down (5632, Q4_0) 14.5 → 13.8; in
+/// f32 TinyLlama's down 18.9 → 16.9, but Mistral's lost (40.2 → 43.3, 37.9 → 40.3,
+/// 20.0 → 21.4). With 128 invocations the kernels that fold a prologue or take more
+/// rows mostly lost (Mistral's Q+K+V 20.6 → 24.2, TinyLlama's vocabulary projection
+/// 38.0 → 45.6, gate+up 18.7 → 23.6), and TinyLlama's attention output (2048) was level.
+pub const LONG_ROWS: u32 = 4096;
+
 impl DecodeKernel {
-    /// The decode matmul of a matrix of `rows` rows of type `ty`.
-    pub fn new(fold: u32, (rows, ty): (u32, GgmlType), input: DecodeInput) -> DecodeKernel {
+    /// The decode matmul of `matrix`.
+    pub fn new(fold: u32, matrix: DecodeMatrix, input: DecodeInput) -> DecodeKernel {
         let round_x = input == DecodeInput::Int8;
-        let compact = matches!(ty, GgmlType::Q4_0 | GgmlType::Q4K);
+        let compact = matches!(matrix.ty, GgmlType::Q4_0 | GgmlType::Q4K);
         let most = if round_x { 4 } else { 2 };
         let quads = [4, 2]
             .into_iter()
-            .find(|&q| compact && q <= most && rows / (4 * q) >= WIDE_GROUPS)
+            .find(|&q| compact && q <= most && matrix.rows / (4 * q) >= WIDE_GROUPS)
             .unwrap_or(1);
+        let long = quads == 1
+            && !matrix.prologue
+            && matrix.cols >= LONG_ROWS
+            && (round_x || matrix.ty == GgmlType::Q4_0);
         DecodeKernel {
             fold,
             quads,
             round_x,
+            threads: if long { 128 } else { 64 },
         }
     }
 
@@ -102,12 +132,46 @@ impl DecodeKernel {
         4 * self.quads
     }
 
-    pub fn constants(self) -> [(&'static str, f64); 3] {
+    pub fn constants(self) -> [(&'static str, f64); 4] {
         [
             ("FOLD", f64::from(self.fold)),
             ("QUADS", f64::from(self.quads)),
             ("ROUND_X", f64::from(u8::from(self.round_x))),
+            ("THREADS", f64::from(self.threads)),
         ]
+    }
+}
+
+/// A decode step's attention, specialised to the model's head length (`HEAD_DIM` in
+/// wgsl/self_attention.wgsl).
+pub const ATTENTION_SPLIT: &str = "attention_split";
+
+/// An entry point the executor builds only with its override constants set, the first
+/// time a dispatch needs that specialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Specialisation {
+    /// The decode matmul ([`DECODE_MATMUL`]).
+    Decode(DecodeKernel),
+    /// A decode step's attention ([`ATTENTION_SPLIT`]) over heads of `head_dim` values.
+    AttentionSplit { head_dim: u32 },
+}
+
+impl Specialisation {
+    /// The entry points built only specialised.
+    pub const ENTRIES: [&'static str; 2] = [DECODE_MATMUL, ATTENTION_SPLIT];
+
+    pub fn entry(self) -> &'static str {
+        match self {
+            Specialisation::Decode(_) => DECODE_MATMUL,
+            Specialisation::AttentionSplit { .. } => ATTENTION_SPLIT,
+        }
+    }
+
+    pub fn constants(self) -> Vec<(&'static str, f64)> {
+        match self {
+            Specialisation::Decode(kernel) => kernel.constants().to_vec(),
+            Specialisation::AttentionSplit { head_dim } => vec![("HEAD_DIM", f64::from(head_dim))],
+        }
     }
 }
 
@@ -198,7 +262,7 @@ impl Module {
             Module::Attention(_) => &["attn_scores", "attn_mask", "softmax", "attn_mix"],
             Module::SelfAttention(_) => &[
                 "attention",
-                "attention_split",
+                ATTENTION_SPLIT,
                 "attention_combine",
                 "cache_store",
             ],
@@ -384,7 +448,17 @@ mod tests {
     /// only where the grid keeps `WIDE_GROUPS` workgroups.
     #[test]
     fn decode_kernels_take_more_rows_only_where_measured_to_gain() {
-        let quads = |rows, ty, input| DecodeKernel::new(0, (rows, ty), input).quads;
+        let matrix = |rows, cols, ty, prologue| DecodeMatrix {
+            rows,
+            cols,
+            ty,
+            prologue,
+        };
+        let kernel = |m, input| DecodeKernel::new(0, m, input);
+        let quads = |rows, ty, input| kernel(matrix(rows, 4096, ty, true), input).quads;
+        let threads = |rows, cols, ty, prologue, input| {
+            kernel(matrix(rows, cols, ty, prologue), input).threads
+        };
         let (f32, int8) = (DecodeInput::F32, DecodeInput::Int8);
         // Mistral-7B's gate+up, TinyLlama's, Q+K+V, and an output projection.
         assert_eq!(quads(28672, GgmlType::Q4K, f32), 2);
@@ -393,11 +467,23 @@ mod tests {
         assert_eq!(quads(6144, GgmlType::Q4K, int8), 1);
         assert_eq!(quads(32000, GgmlType::Q6K, int8), 1);
         assert_eq!(quads(32000, GgmlType::Q8_0, f32), 1);
-        let kernel = DecodeKernel::new(2, (16384, GgmlType::Q4_0), int8);
-        assert_eq!(kernel.rows_per_group(), 16);
+        // Mistral-7B's down and attention output projections, TinyLlama's; Q+K+V.
+        assert_eq!(threads(4096, 14336, GgmlType::Q6K, false, int8), 128);
+        assert_eq!(threads(4096, 14336, GgmlType::Q6K, false, f32), 64);
+        assert_eq!(threads(4096, 4096, GgmlType::Q4K, false, int8), 128);
+        assert_eq!(threads(2048, 5632, GgmlType::Q4_0, false, f32), 128);
+        assert_eq!(threads(2048, 2048, GgmlType::Q4_0, false, int8), 64);
+        assert_eq!(threads(6144, 4096, GgmlType::Q4K, true, int8), 64);
+        let wide = kernel(matrix(16384, 4096, GgmlType::Q4_0, false), int8);
+        assert_eq!(wide.rows_per_group(), 16);
         assert_eq!(
-            kernel.constants(),
-            [("FOLD", 2.0), ("QUADS", 4.0), ("ROUND_X", 1.0)]
+            DecodeKernel { fold: 2, ..wide }.constants(),
+            [
+                ("FOLD", 2.0),
+                ("QUADS", 4.0),
+                ("ROUND_X", 1.0),
+                ("THREADS", 64.0)
+            ]
         );
     }
 
