@@ -218,7 +218,9 @@ fn matmul_decode_of_every_type() {
     }
 }
 
-/// Rows of `LONG_ROWS` values or more decode with 128 invocations a workgroup.
+/// Rows of `LONG_ROWS` values or more decode with 128 invocations a workgroup with x
+/// in 8 bits (and Q4_0 in f32): rows of one slice of 32 an invocation, and rows whose
+/// last pass leaves invocations without one (TinyLlama's down projection).
 #[test]
 fn matmul_decode_of_long_rows() {
     let mut rng = rng("matmul_decode_of_long_rows");
@@ -226,6 +228,9 @@ fn matmul_decode_of_long_rows() {
         for ty in GgmlType::ALL {
             let shape = (70, LONG_ROWS as usize);
             matmul_rows_case(ty, shape, &[&[4], &[11]], decode_input, &mut rng);
+        }
+        for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+            matmul_rows_case(ty, (70, 5632), &[&[4]], decode_input, &mut rng);
         }
     }
 }
@@ -900,14 +905,15 @@ fn prefill_attention_in_query_tiles() {
 }
 
 /// A decode step's attention splits the keys into runs and combines them: after a
-/// prefill of 150 tokens (three runs of 64 keys), without a window and with one of 140
+/// prefill of 160 tokens (three runs of 64 keys, the last of 33 to 35 keys: the second
+/// half of its values taken only past 32), without a window and with one of 140
 /// (three runs) or 100 (one run, no combine) over a ring cache; and after 4200
 /// positions (33 runs of 128; the positions before the steps are zero in both caches,
 /// so their runs weigh in with zero scores and zero values).
 #[test]
 fn split_decode_attention_over_long_contexts() {
     let mut rng = rng("split_decode_attention_over_long_contexts");
-    let prefill: Vec<u32> = (0..150).map(|i| i % CONTEXT as u32).collect();
+    let prefill: Vec<u32> = (0..160).map(|i| i % CONTEXT as u32).collect();
     let long: &[&[u32]] = &[&prefill, &[7], &[8], &[9]];
     for (window, kv_type) in [
         (None, KvType::F16),
@@ -915,12 +921,18 @@ fn split_decode_attention_over_long_contexts() {
         (Some(100), KvType::F16),
     ] {
         let (mut net, out) = attention_net(80, window, kv_type, None, &mut rng);
-        net.capacity = 160;
+        net.capacity = 168;
         net.check(out, long, &format!("split attention, window {window:?}"));
     }
     let (mut net, out) = grouped_attention_net((8, 1), 16, None, KvType::F16, None, &mut rng);
-    net.capacity = 160;
+    net.capacity = 168;
     net.check(out, long, "split attention, two groups of four query heads");
+    // Heads whose value rows take four groups of keys (32), and more than 64 pairs (144).
+    for head_dim in [32, 144] {
+        let (mut net, out) = attention_net(head_dim, None, KvType::F16, None, &mut rng);
+        net.capacity = 168;
+        net.check(out, long, &format!("split attention, heads of {head_dim}"));
+    }
     let (mut net, out) = attention_net(16, None, KvType::F16, None, &mut rng);
     net.first_position = 4200;
     net.check(out, STEPS, "split attention after 4200 positions");

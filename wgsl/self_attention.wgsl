@@ -62,8 +62,8 @@ fn cache_row(j: u32) -> u32 {
 // A decode step's head length: a pipeline constant (the executor specialises
 // `attention_split` to the model's). Loops over a row do not unroll on their own, so
 // each iteration below holds many loads written out, all in flight together; fixed
-// trip counts let the driver drop the tails a head length does not need. Longer steps
-// and the combine read `p.head_dim`.
+// trip counts let the driver drop the tails a head length does not need. Everything
+// but the loads over a row reads `p.head_dim`, which is the same.
 override HEAD_DIM: u32 = 128u;
 
 // Scale-free score of the query (in q_row) with position j's key, head kvh: 64 values
@@ -164,8 +164,8 @@ fn load_query(h: u32, t: u32, lid: u32) {
 
 // Lane `lane`'s values of 8 keys of the block at j0, each key_groups() after the last
 // from jj, weighted by their probabilities. Keys past the run's last (probability 0)
-// read its last key's values; keys past the block are not read by its key group's
-// invocations (those past the last group add nothing).
+// read its last key's values; indices past the block, reached only by invocations past
+// the last group (whose sums are dropped), are clamped to its last key.
 fn weighted8(j0: u32, jj: u32, last: u32, kvh: u32, lane: u32) -> vec4<f32> {
     let stride = key_groups();
     let k = min(vec4<u32>(jj) + vec4<u32>(0u, 1u, 2u, 3u) * stride, vec4<u32>(BLOCK - 1u));
@@ -217,9 +217,13 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
         m = m_new;
         block_probs[lid] = prob;
         workgroupBarrier();
-        // A group's keys, 32 an iteration (8 where it has 8, 16 where 16).
+        // A group's keys, 32 an iteration (8 where it has 8, 16 where 16), up to the
+        // run's last key.
         let keys = BLOCK / groups;
         for (var i = 0u; i < keys; i += 32u) {
+            if j0 + i * groups > last {
+                break;
+            }
             acc += weighted8(j0, group + i * groups, last, kvh, lane);
             if keys > 8u {
                 acc += weighted8(j0, group + (i + 8u) * groups, last, kvh, lane);
@@ -229,7 +233,8 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
                     + weighted8(j0, group + (i + 24u) * groups, last, kvh, lane);
             }
         }
-        workgroupBarrier();
+        // The next block's probabilities are stored after the barriers of its maximum,
+        // which every invocation reaches only once done with these.
     }
     let sum = workgroup_sum(own_sum, lid);
     if groups > 1u {

@@ -98,8 +98,8 @@ pub const WIDE_GROUPS: u32 = 1024;
 /// prologue takes 128 invocations, with x in 8 bits or Q4_0 weights: each invocation
 /// then still has slices of 32 to load, and twice as many loads are in flight.
 /// Measured on an H100 (BENCHMARKS.md, session 8), with x in 8 bits: Mistral's down
-/// projections (14336 values a row) 33.5 → 28.4 µs (Q4_K) and 36.7 → 32.8 (Q6_K), its
-/// attention output (4096) 16.5 → 14.4, TinyLlama's down (5632, Q4_0) 14.5 → 13.8; in
+/// projections (14336 values a row) 36.7 → 33.1 µs (Q6_K) and 33.4 → 28.4 (Q4_K), its
+/// attention output (4096) 16.4 → 14.3, TinyLlama's down (5632, Q4_0) 14.4 → 13.7; in
 /// f32 TinyLlama's down 18.9 → 16.9, but Mistral's lost (40.2 → 43.3, 37.9 → 40.3,
 /// 20.0 → 21.4). With 128 invocations the kernels that fold a prologue or take more
 /// rows mostly lost (Mistral's Q+K+V 20.6 → 24.2, TinyLlama's vocabulary projection
@@ -445,9 +445,10 @@ mod tests {
     }
 
     /// Eight rows a workgroup (sixteen with x in 8 bits) only for Q4_0 and Q4_K, and
-    /// only where the grid keeps `WIDE_GROUPS` workgroups.
+    /// only where the grid keeps `WIDE_GROUPS` workgroups; 128 invocations only for rows
+    /// of `LONG_ROWS` or more without a folded prologue, with x in 8 bits or Q4_0.
     #[test]
-    fn decode_kernels_take_more_rows_only_where_measured_to_gain() {
+    fn decode_kernels_take_more_rows_and_invocations_only_where_measured_to_gain() {
         let matrix = |rows, cols, ty, prologue| DecodeMatrix {
             rows,
             cols,
