@@ -198,3 +198,75 @@ fn smollm2_prompt_longer_than_a_step_runs_in_chunks() {
     assert!(err < 1e-3, "relative L2 {err:e}");
     assert_eq!(on_gpu.position(), prompt.len());
 }
+
+/// A GPU step the host waits for encodes the step it foresees (as many tokens, right
+/// after, read back alike), and the next step runs those commands only where it is
+/// that step: a session that changes what it reads back, how many tokens a step takes
+/// and where it stands (a context shift, past the contexts that split attention into
+/// runs) gives the CPU session's results at every step.
+#[test]
+fn smollm2_steps_unlike_the_one_foreseen_match_the_cpu() {
+    let Some(path) = common::real_model(common::SMOLLM2) else {
+        return;
+    };
+    let Some(context) = gpu() else { return };
+    let model = Model::load(&path).unwrap();
+    let capacity = Some(256);
+    let mut on_gpu = model
+        .gpu_session(context, capacity, KvType::F16, DecodeInput::F32)
+        .unwrap();
+    let mut on_cpu = model
+        .session(capacity, KvType::F16, DecodeInput::F32)
+        .unwrap();
+    let prompt: Vec<u32> = (0..196).map(|i| 100 + (i * 37 % 5000) as u32).collect();
+    let mut next = on_gpu.argmax_last(&prompt).unwrap();
+    assert_eq!(
+        next,
+        on_cpu.argmax_last(&prompt).unwrap(),
+        "after the prompt"
+    );
+    // Foreseen: one token, its argmax.
+    let token = next;
+    next = on_gpu.argmax_last(&[token]).unwrap();
+    assert_eq!(
+        next,
+        on_cpu.argmax_last(&[token]).unwrap(),
+        "a foreseen step"
+    );
+    let mut logits_agree = |tokens: &[u32], what: &str| {
+        let got = on_gpu.logits_last(tokens).unwrap();
+        let want = on_cpu.logits_last(tokens).unwrap();
+        let err = relative_l2(&got, &want);
+        assert!(err < 1e-3, "{what}: relative L2 {err:e}");
+        argmax(&want) as u32
+    };
+    // Unforeseen: logits instead of the argmax, then two tokens instead of one.
+    let token = logits_agree(&[next], "logits after argmaxes");
+    let argmax_agrees = |on_gpu: &mut rustorch::runtime::Session,
+                         on_cpu: &mut rustorch::runtime::Session,
+                         tokens: &[u32],
+                         what: &str| {
+        let got = on_gpu.argmax_last(tokens).unwrap();
+        assert_eq!(got, on_cpu.argmax_last(tokens).unwrap(), "{what}");
+        got
+    };
+    let token = argmax_agrees(
+        &mut on_gpu,
+        &mut on_cpu,
+        &[token, 300],
+        "two tokens after one",
+    );
+    argmax_agrees(&mut on_gpu, &mut on_cpu, &[token], "one token after two");
+    // Unforeseen: 120 positions fewer, the same step otherwise, its attention in one
+    // run instead of four.
+    on_gpu.discard(1, 120).unwrap();
+    on_cpu.discard(1, 120).unwrap();
+    assert_eq!(on_gpu.position(), on_cpu.position());
+    let token = argmax_agrees(&mut on_gpu, &mut on_cpu, &[400], "after a shift");
+    let (got, want) = (
+        on_gpu.top_k_last(&[token], 5).unwrap(),
+        on_cpu.top_k_last(&[token], 5).unwrap(),
+    );
+    let ids = |c: &[(u32, f32)]| c.iter().map(|&(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(&got), ids(&want), "top-k after an argmax");
+}

@@ -1,10 +1,13 @@
 //! The wgpu executor: the graph is lowered once, at load, to a list of dispatches with
 //! their pipelines, parameters and buffers; a step writes the step buffer once, records
-//! every dispatch in one command encoder and submits once.
+//! every dispatch in one command encoder and submits once (its commands encoded while
+//! the step before ran, where that step foresaw it: see [`super::ahead`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
+use super::ahead::{Ahead, Readout, StepShape};
 use super::arena::{ActivationId, Arena, Use};
 use super::context::block_on;
 use super::kv::GpuKvCache;
@@ -340,6 +343,7 @@ pub(super) fn bind_in_order<'a>(
 }
 
 static NEXT_EXECUTOR: AtomicU64 = AtomicU64::new(0);
+static NEXT_CACHE: AtomicU64 = AtomicU64::new(0);
 
 /// A graph bound to the weights of one GGUF file, on one device.
 pub struct GpuExecutor<'a> {
@@ -361,6 +365,8 @@ pub struct GpuExecutor<'a> {
     output_type: TensorType,
     readback: wgpu::Buffer,
     top_k: TopK,
+    /// The commands of the step the last one foresaw.
+    ahead: Mutex<Option<Ahead>>,
 }
 
 /// The buffers every dispatch's bind group draws on.
@@ -511,6 +517,7 @@ impl<'a> GpuExecutor<'a> {
             output_type: output_node.ty.clone(),
             readback,
             top_k,
+            ahead: Mutex::new(None),
         })
     }
 
@@ -612,6 +619,7 @@ impl<'a> GpuExecutor<'a> {
         self.context.check()?;
         Ok(GpuKvCache {
             owner: self.id,
+            id: NEXT_CACHE.fetch_add(1, Ordering::Relaxed),
             capacity,
             bytes: buffers.iter().map(|b| b.size()).sum(),
             bind_groups,
@@ -662,9 +670,7 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<(), GpuError> {
-        let encoder = self.record(tokens, past, kv, 0, None)?;
-        self.context.queue.submit([encoder.finish()]);
-        Ok(())
+        self.submit(tokens, past, kv, 0, Readout::Nothing)
     }
 
     /// Runs one step like [`Self::run`] and returns only the output's last row (sampling
@@ -686,7 +692,6 @@ impl<'a> GpuExecutor<'a> {
         kv: &mut GpuKvCache,
         last_row: bool,
     ) -> Result<Vec<f32>, GpuError> {
-        let mut encoder = self.record(tokens, past, kv, 0, None)?;
         let step = Step {
             past,
             tokens: tokens.len(),
@@ -694,9 +699,7 @@ impl<'a> GpuExecutor<'a> {
         let all = (self.output_type.elements(step) * 4) as u64;
         let row = (self.output_type.row_len().unwrap_or(1) * 4) as u64;
         let (from, bytes) = if last_row { (all - row, row) } else { (0, all) };
-        let (output, offset, _) = self.arena.region(self.output);
-        encoder.copy_buffer_to_buffer(output, offset + from, &self.readback, 0, bytes);
-        self.context.queue.submit([encoder.finish()]);
+        self.submit(tokens, past, kv, 0, Readout::Output { from, bytes })?;
         let data = self.read(&self.readback, bytes)?;
         Ok(bytemuck::cast_slice(&data).to_vec())
     }
@@ -744,25 +747,87 @@ impl<'a> GpuExecutor<'a> {
         k: usize,
         bytes: u64,
     ) -> Result<Vec<u8>, GpuError> {
-        let mut encoder = self.record(tokens, past, kv, k as u32, None)?;
-        let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
-        self.top_k.record(&mut encoder, max_dim, bytes);
-        self.context.queue.submit([encoder.finish()]);
+        self.submit(tokens, past, kv, k as u32, Readout::Best { bytes })?;
         self.read(&self.top_k.readback, bytes)
     }
 
-    /// Checks the step, writes the step buffer and records every dispatch: all in one
-    /// compute pass, or with `timestamps` each in its own pass that writes its begin and
-    /// end times (the profiler's way; a pass is the finest a timestamp needs no extra
-    /// feature for). `top_k` is the candidates a top-k after the step takes.
-    pub(super) fn record(
+    /// Submits a step, `top_k` the candidates a top-k after it takes: its commands
+    /// those encoded ahead where the step before foresaw its shape, and then, where the
+    /// host will wait for it, encodes the step it foresees (see [`super::ahead`]).
+    fn submit(
         &self,
         tokens: &[u32],
         past: usize,
         kv: &GpuKvCache,
         top_k: u32,
-        timestamps: Option<&Timestamps>,
+        readout: Readout,
+    ) -> Result<(), GpuError> {
+        self.check(tokens, past, kv)?;
+        let shape = StepShape {
+            tokens: tokens.len() as u32,
+            context: (past + tokens.len()) as u32,
+            cache: kv.id,
+            readout,
+        };
+        let ahead = self.ahead_slot().take();
+        let commands = match ahead {
+            Some(ahead) if ahead.shape == shape => ahead.commands,
+            _ => self.commands(shape, kv),
+        };
+        self.write_step(tokens, past, top_k);
+        self.context.queue.submit([commands]);
+        if let Some(next) = shape.next(kv.capacity) {
+            let commands = self.commands(next, kv);
+            *self.ahead_slot() = Some(Ahead {
+                shape: next,
+                commands,
+            });
+        }
+        Ok(())
+    }
+
+    fn ahead_slot(&self) -> std::sync::MutexGuard<'_, Option<Ahead>> {
+        // The slot holds no invariant a panic elsewhere could break.
+        self.ahead
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A step's commands: its dispatches, then the copy of what it reads back.
+    fn commands(&self, shape: StepShape, kv: &GpuKvCache) -> wgpu::CommandBuffer {
+        let mut encoder = self.encode(shape.tokens, shape.context, kv, None);
+        match shape.readout {
+            Readout::Nothing => {}
+            Readout::Output { from, bytes } => {
+                let (output, offset, _) = self.arena.region(self.output);
+                encoder.copy_buffer_to_buffer(output, offset + from, &self.readback, 0, bytes);
+            }
+            Readout::Best { bytes } => {
+                let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
+                self.top_k.record(&mut encoder, max_dim, bytes);
+            }
+        }
+        encoder.finish()
+    }
+
+    /// Checks the step, writes the step buffer and records every dispatch, each in its
+    /// own pass that writes its begin and end times to `timestamps` (the profiler's way;
+    /// a pass is the finest a timestamp needs no extra feature for).
+    pub(super) fn record_timed(
+        &self,
+        tokens: &[u32],
+        past: usize,
+        kv: &GpuKvCache,
+        timestamps: &Timestamps,
     ) -> Result<wgpu::CommandEncoder, GpuError> {
+        self.check(tokens, past, kv)?;
+        self.write_step(tokens, past, 0);
+        let context = (past + tokens.len()) as u32;
+        Ok(self.encode(tokens.len() as u32, context, kv, Some(timestamps)))
+    }
+
+    /// Errors for a step the executor cannot run.
+    fn check(&self, tokens: &[u32], past: usize, kv: &GpuKvCache) -> Result<(), GpuError> {
         if kv.owner != self.id {
             return Err(GpuError::ForeignCache);
         }
@@ -789,13 +854,28 @@ impl<'a> GpuExecutor<'a> {
             }
             .into());
         }
+        Ok(())
+    }
+
+    /// The step buffer's words: its tokens and positions, and the top-k's candidates.
+    fn write_step(&self, tokens: &[u32], past: usize, top_k: u32) {
         let (t, context) = (tokens.len() as u32, (past + tokens.len()) as u32);
         let mut words = vec![t, past as u32, context, top_k];
         words.extend_from_slice(tokens);
         self.context
             .queue
             .write_buffer(&self.step, 0, bytemuck::cast_slice(&words));
+    }
 
+    /// Records every dispatch of a step of `t` tokens ending at `context`: all in one
+    /// compute pass, or with `timestamps` each in its own.
+    fn encode(
+        &self,
+        t: u32,
+        context: u32,
+        kv: &GpuKvCache,
+        timestamps: Option<&Timestamps>,
+    ) -> wgpu::CommandEncoder {
         let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
         let mut encoder =
             self.context
@@ -829,7 +909,7 @@ impl<'a> GpuExecutor<'a> {
                 }
             }
         }
-        Ok(encoder)
+        encoder
     }
 
     /// Maps `buffer` after the submitted work and copies out its first `bytes`.

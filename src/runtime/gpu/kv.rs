@@ -5,6 +5,8 @@
 /// Made by [`super::GpuExecutor::kv_cache`]; used only with the executor that made it.
 pub struct GpuKvCache {
     pub(super) owner: u64,
+    /// Unique among caches: the shape of a step encoded ahead names its cache.
+    pub(super) id: u64,
     pub(super) capacity: usize,
     /// Bytes of its buffers.
     pub(super) bytes: u64,

@@ -7,6 +7,7 @@
 //! [`profile()`] times each dispatch with timestamp queries; [`copy_bandwidth`] measures
 //! the device's roofline.
 
+mod ahead;
 mod arena;
 mod bandwidth;
 mod context;

@@ -178,7 +178,7 @@ fn profile_step(
 
     let timestamps = Timestamps::new(&context.device, executor.dispatch_slots());
     let start = Instant::now();
-    let mut encoder = executor.record(tokens, past, kv, 0, Some(&timestamps))?;
+    let mut encoder = executor.record_timed(tokens, past, kv, &timestamps)?;
     timestamps.resolve(&mut encoder);
     context.queue.submit([encoder.finish()]);
     let data = executor.read(&timestamps.readback, timestamps.bytes())?;
