@@ -91,7 +91,10 @@ fn every_module_validates_and_translates() {
         }
         if matches!(module, Module::SelfAttention(_)) {
             for head_dim in [16, 32, 48, 64, 80, 128, 144, 256] {
-                specialisations.push(Specialisation::AttentionSplit { head_dim }.constants());
+                for ring in [false, true] {
+                    specialisations
+                        .push(Specialisation::AttentionSplit { head_dim, ring }.constants());
+                }
             }
         }
         for constants in specialisations {

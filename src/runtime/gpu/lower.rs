@@ -1410,6 +1410,7 @@ impl NodeLowering<'_> {
             module,
             Specialisation::AttentionSplit {
                 head_dim: head_dim as u32,
+                ring: ring != 0,
             },
             params(),
             runs_grid,

@@ -152,8 +152,9 @@ pub const ATTENTION_SPLIT: &str = "attention_split";
 pub enum Specialisation {
     /// The decode matmul ([`DECODE_MATMUL`]).
     Decode(DecodeKernel),
-    /// A decode step's attention ([`ATTENTION_SPLIT`]) over heads of `head_dim` values.
-    AttentionSplit { head_dim: u32 },
+    /// A decode step's attention ([`ATTENTION_SPLIT`]) over heads of `head_dim` values,
+    /// its caches rings or not.
+    AttentionSplit { head_dim: u32, ring: bool },
 }
 
 impl Specialisation {
@@ -170,7 +171,10 @@ impl Specialisation {
     pub fn constants(self) -> Vec<(&'static str, f64)> {
         match self {
             Specialisation::Decode(kernel) => kernel.constants().to_vec(),
-            Specialisation::AttentionSplit { head_dim } => vec![("HEAD_DIM", f64::from(head_dim))],
+            Specialisation::AttentionSplit { head_dim, ring } => vec![
+                ("HEAD_DIM", f64::from(head_dim)),
+                ("RING", f64::from(u8::from(ring))),
+            ],
         }
     }
 }
