@@ -270,3 +270,97 @@ fn smollm2_steps_unlike_the_one_foreseen_match_the_cpu() {
     let ids = |c: &[(u32, f32)]| c.iter().map(|&(id, _)| id).collect::<Vec<_>>();
     assert_eq!(ids(&got), ids(&want), "top-k after an argmax");
 }
+
+/// Greedy generation on a GPU chains its steps on the device (each step's token is the
+/// argmax of the step before, and goes in before the host reads it): its tokens, its
+/// stops (end of generation, the callback, the length) and the position it leaves are
+/// the CPU session's, a later generation goes on alike, and a context shift midway
+/// gives the same tokens.
+#[test]
+fn smollm2_chained_greedy_generation_stops_and_shifts_as_the_cpu_does() {
+    use rustorch::runtime::{GenerateOptions, Sampler, SamplerConfig, Session, StopReason};
+    use std::ops::ControlFlow;
+    let Some(path) = common::real_model(common::SMOLLM2) else {
+        return;
+    };
+    let Some(context) = gpu() else { return };
+    let model = Model::load(&path).unwrap();
+    let prompt = [504, 3575, 282, 4649, 314];
+    let sessions = |capacity: usize| {
+        let on_gpu = model
+            .gpu_session(context, Some(capacity), KvType::F16, DecodeInput::F32)
+            .unwrap();
+        let on_cpu = model
+            .session(Some(capacity), KvType::F16, DecodeInput::F32)
+            .unwrap();
+        (on_gpu, on_cpu)
+    };
+    let options = |max_tokens: usize, eog: &[u32]| GenerateOptions {
+        max_tokens,
+        eog: eog.iter().copied().collect(),
+        context_shift: true,
+        keep: 1,
+    };
+    // Tokens, stop and position after generating, stopping after `stop_after` tokens.
+    let run = |session: &mut Session, prompt: &[u32], options: &GenerateOptions, stop_after| {
+        let mut sampler = Sampler::new(SamplerConfig::greedy());
+        let mut seen = 0;
+        let generation = session
+            .generate(prompt, &mut sampler, options, |_| {
+                seen += 1;
+                if seen == stop_after {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        (generation.tokens, generation.stop, session.position())
+    };
+    let (mut on_gpu, mut on_cpu) = sessions(CONTEXT);
+    let free = run(&mut on_cpu, &prompt, &options(8, &[]), 0);
+    assert_eq!(
+        run(&mut on_gpu, &prompt, &options(8, &[]), 0),
+        free,
+        "8 tokens"
+    );
+    assert_eq!(free.1, StopReason::Length);
+
+    // An end-of-generation token (the fourth of the free run), then a generation after it.
+    let eog = options(8, &[free.0[3]]);
+    let (mut on_gpu, mut on_cpu) = sessions(CONTEXT);
+    let want = run(&mut on_cpu, &prompt, &eog, 0);
+    assert_eq!(want.1, StopReason::Eog);
+    assert_eq!(
+        run(&mut on_gpu, &prompt, &eog, 0),
+        want,
+        "stopped by an end token"
+    );
+    let after = [free.0[0]];
+    let want = run(&mut on_cpu, &after, &options(4, &[]), 0);
+    assert_eq!(
+        run(&mut on_gpu, &after, &options(4, &[]), 0),
+        want,
+        "after the end token"
+    );
+
+    // The callback stops generation at the third token.
+    let (mut on_gpu, mut on_cpu) = sessions(CONTEXT);
+    let want = run(&mut on_cpu, &prompt, &options(8, &[]), 3);
+    assert_eq!(want.1, StopReason::Stopped);
+    assert_eq!(
+        run(&mut on_gpu, &prompt, &options(8, &[]), 3),
+        want,
+        "stopped by the callback"
+    );
+
+    // Twenty tokens in a context of twelve positions: shifted on the way.
+    let (mut on_gpu, mut on_cpu) = sessions(12);
+    let want = run(&mut on_cpu, &prompt, &options(20, &[]), 0);
+    assert_eq!(want.0.len(), 20);
+    assert_eq!(
+        run(&mut on_gpu, &prompt, &options(20, &[]), 0),
+        want,
+        "shifted"
+    );
+}

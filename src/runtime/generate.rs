@@ -51,6 +51,30 @@ pub struct Generation {
     pub timings: Timings,
 }
 
+impl Generation {
+    /// `tokens` generated after a prompt of `prompt_len` tokens that took `prompt_ms`,
+    /// decoding from `decode_start` until now.
+    fn timed(
+        tokens: Vec<u32>,
+        stop: StopReason,
+        prompt_len: usize,
+        prompt_ms: f64,
+        decode_start: Instant,
+    ) -> Generation {
+        let gen_ms = decode_start.elapsed().as_secs_f64() * 1000.0;
+        Generation {
+            timings: Timings {
+                prompt_ms,
+                gen_ms,
+                prompt_tok_s: per_second(prompt_len, prompt_ms),
+                gen_tok_s: per_second(tokens.len().saturating_sub(1), gen_ms),
+            },
+            tokens,
+            stop,
+        }
+    }
+}
+
 fn per_second(n: usize, ms: f64) -> f64 {
     if ms > 0.0 {
         n as f64 * 1000.0 / ms
@@ -71,6 +95,9 @@ impl Session<'_> {
     ) -> Result<Generation, RunError> {
         if prompt.is_empty() {
             return Err(RunError::NoTokens);
+        }
+        if sampler.is_plain_greedy() && self.on_gpu() {
+            return self.generate_chained(prompt, options, on_token);
         }
         let mut history = prompt.to_vec();
         let mut generated = Vec::new();
@@ -98,17 +125,81 @@ impl Session<'_> {
             self.make_room(1, options)?;
             next = self.next_token(&[token], sampler, &history)?;
         }
-        let gen_ms = decode_start.elapsed().as_secs_f64() * 1000.0;
-        Ok(Generation {
-            timings: Timings {
-                prompt_ms,
-                gen_ms,
-                prompt_tok_s: per_second(prompt.len(), prompt_ms),
-                gen_tok_s: per_second(generated.len().saturating_sub(1), gen_ms),
-            },
-            tokens: generated,
+        Ok(Generation::timed(
+            generated,
             stop,
-        })
+            prompt.len(),
+            prompt_ms,
+            decode_start,
+        ))
+    }
+
+    /// Greedy generation on a GPU with the steps chained on the device: each step takes
+    /// its token from the argmax of the step before without a round trip through the
+    /// host, and goes in before the host reads that token, so that the device runs
+    /// step after step while the host reads, checks and streams each token. Where a
+    /// token ends generation, the step already running over it is dropped from the
+    /// session (its cache slot is the next step's to overwrite). Tokens, stops and
+    /// positions are those of the step-by-step loop of [`Self::generate`].
+    fn generate_chained(
+        &mut self,
+        prompt: &[u32],
+        options: &GenerateOptions,
+        mut on_token: impl FnMut(u32) -> ControlFlow<()>,
+    ) -> Result<Generation, RunError> {
+        let mut generated = Vec::new();
+        let start = Instant::now();
+        self.make_room(prompt.len(), options)?;
+        let mut pending = self.submit_greedy(Some(prompt))?;
+        let (mut prompt_ms, mut decode_start) = (None, start);
+        let mut stop = StopReason::Length;
+        while let Some(this) = pending.take() {
+            // The step over this step's token, if one may be wanted and fits.
+            let wanted = generated.len() + 1 < options.max_tokens;
+            let next = if wanted && self.position() < self.context() {
+                self.submit_greedy(None)?
+            } else {
+                None
+            };
+            let token = self.read_token(this)?;
+            if prompt_ms.is_none() {
+                prompt_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+                decode_start = Instant::now();
+            }
+            let ended = if generated.len() == options.max_tokens {
+                Some(StopReason::Length)
+            } else if options.eog.contains(&token) {
+                Some(StopReason::Eog)
+            } else {
+                generated.push(token);
+                on_token(token).is_break().then_some(StopReason::Stopped)
+            };
+            if let Some(reason) = ended {
+                stop = reason;
+                if next.is_some() {
+                    self.truncate(self.position() - 1);
+                }
+                break;
+            }
+            if generated.len() == options.max_tokens {
+                break;
+            }
+            pending = match next {
+                Some(next) => Some(next),
+                None => {
+                    self.make_room(1, options)?;
+                    self.submit_greedy(Some(&[token]))?
+                }
+            };
+        }
+        let prompt_ms = prompt_ms.unwrap_or(0.0);
+        Ok(Generation::timed(
+            generated,
+            stop,
+            prompt.len(),
+            prompt_ms,
+            decode_start,
+        ))
     }
 
     /// Runs `tokens` (the end of `history`) and chooses the token after them. Plain

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use super::cpu::{CpuInterpreter, RunError};
-use super::gpu::{GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions, TOP_K_MAX};
+use super::gpu::{
+    GpuContext, GpuError, GpuExecutor, GpuKvCache, GpuOptions, PendingToken, StepInput, TOP_K_MAX,
+};
 use super::{argmax, top_k, Candidate, DecodeInput, KvCache, KvType};
 use crate::compiler::plan::fused_graph;
 use crate::compiler::{Plan, PlanError};
@@ -357,6 +359,50 @@ impl<'m> Session<'m> {
             &mut self.past,
             |e, kv, last, past| e.run_top_k(last, past, kv, k),
         )
+    }
+
+    /// Submits a greedy step on the GPU and returns before it runs (None on the CPU):
+    /// over `Some(tokens)`, or over the argmax of the greedy step before for None, which
+    /// never left the device. The position moves past the step's tokens at once; the
+    /// token comes from [`Self::read_token`]. See [`GpuExecutor::submit_greedy`].
+    pub(super) fn submit_greedy(
+        &mut self,
+        tokens: Option<&[u32]>,
+    ) -> Result<Option<PendingToken>, RunError> {
+        let Engine::Gpu {
+            executor, kv, step, ..
+        } = &mut self.engine
+        else {
+            return Ok(None);
+        };
+        let pending = match tokens {
+            Some(tokens) => last_in_chunks(
+                executor,
+                kv,
+                tokens,
+                *step,
+                &mut self.past,
+                |e, kv, last, past| e.submit_greedy(StepInput::Host(last), past, kv),
+            )?,
+            None => {
+                let pending = executor
+                    .submit_greedy(StepInput::Device, self.past, kv)
+                    .map_err(gpu_failure)?;
+                self.past += 1;
+                pending
+            }
+        };
+        Ok(Some(pending))
+    }
+
+    /// Waits for a greedy step of [`Self::submit_greedy`] and returns its argmax.
+    pub(super) fn read_token(&self, pending: PendingToken) -> Result<u32, RunError> {
+        match &self.engine {
+            Engine::Gpu { executor, .. } => executor.read_token(pending).map_err(gpu_failure),
+            Engine::Cpu { .. } => Err(RunError::Device(
+                "a CPU session has no greedy step on a device to read".into(),
+            )),
+        }
     }
 
     /// Runs `tokens` and returns the logits of the last one (`n_vocab`).

@@ -18,6 +18,10 @@ pub(super) enum Readout {
     Output { from: u64, bytes: u64 },
     /// The first `bytes` of the top-k's candidates, into its read-back buffer.
     Best { bytes: u64 },
+    /// The argmax, into the step buffer as the next step's token and into token
+    /// read-back buffer `slot` (greedy steps chained on the device, see
+    /// [`super::GpuExecutor::submit_greedy`]).
+    Chained { slot: usize },
 }
 
 /// Everything a step's commands depend on.
@@ -34,15 +38,23 @@ pub(super) struct StepShape {
 impl StepShape {
     /// The step most likely to follow this one in a cache of `capacity` positions: as
     /// many tokens, right after, read back alike (each decode step follows one of one
-    /// token, each chunk of a perplexity run one of a chunk). None where nothing is read
-    /// back (the host does not wait on such a step, so encoding ahead would delay it) or
-    /// the cache has no room.
+    /// token, each chunk of a perplexity run one of a chunk; chained steps alternate
+    /// their read-back buffers). None where nothing is read back (the host does not wait
+    /// on such a step, so encoding ahead would delay it) or the cache has no room.
     pub fn next(&self, capacity: usize) -> Option<StepShape> {
         let context = self.context.checked_add(self.tokens)?;
         if self.readout == Readout::Nothing || context as usize > capacity {
             return None;
         }
-        Some(StepShape { context, ..*self })
+        let readout = match self.readout {
+            Readout::Chained { slot } => Readout::Chained { slot: 1 - slot },
+            other => other,
+        };
+        Some(StepShape {
+            context,
+            readout,
+            ..*self
+        })
     }
 }
 
@@ -81,6 +93,19 @@ mod tests {
                 context: 1024,
                 ..chunk
             })
+        );
+    }
+
+    #[test]
+    fn a_chained_step_foresees_the_other_read_back_buffer() {
+        let chained = |slot| Readout::Chained { slot };
+        assert_eq!(
+            decode_step(10, chained(0)).next(64),
+            Some(decode_step(11, chained(1)))
+        );
+        assert_eq!(
+            decode_step(11, chained(1)).next(64),
+            Some(decode_step(12, chained(0)))
         );
     }
 

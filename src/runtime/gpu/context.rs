@@ -254,8 +254,19 @@ impl GpuContext {
 
     /// Waits for all submitted work.
     pub(super) fn wait(&self) -> Result<(), GpuError> {
+        self.wait_for(None)
+    }
+
+    /// Waits for `submission` and the work before it (all submitted work for None).
+    pub(super) fn wait_for(
+        &self,
+        submission: Option<wgpu::SubmissionIndex>,
+    ) -> Result<(), GpuError> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: submission,
+                timeout: None,
+            })
             .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
         self.check()
     }

@@ -4,7 +4,7 @@
 //! the step before ran, where that step foresaw it: see [`super::ahead`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::ahead::{Ahead, Readout, StepShape};
@@ -34,6 +34,28 @@ pub struct GpuOptions {
     pub kv_type: KvType,
     /// How the decode matmuls read x.
     pub decode_input: DecodeInput,
+}
+
+/// Where the step buffer's tokens start, in bytes (after its four header words: tokens,
+/// positions before, positions after, top-k candidates).
+const TOKENS_AT: u64 = 16;
+
+/// Where a step's tokens come from.
+#[derive(Debug, Clone, Copy)]
+pub enum StepInput<'t> {
+    /// These tokens, written by the host.
+    Host(&'t [u32]),
+    /// One token: the argmax of the greedy step before, which that step copied into the
+    /// step buffer on the device ([`GpuExecutor::submit_greedy`]).
+    Device,
+}
+
+/// A greedy step submitted and not yet read: its argmax lands in a token read-back
+/// buffer ([`GpuExecutor::read_token`]).
+#[derive(Debug)]
+pub struct PendingToken {
+    slot: usize,
+    submission: wgpu::SubmissionIndex,
 }
 
 /// Rows of an activation: the step's tokens or a fixed count.
@@ -367,6 +389,11 @@ pub struct GpuExecutor<'a> {
     top_k: TopK,
     /// The commands of the step the last one foresaw.
     ahead: Mutex<Option<Ahead>>,
+    /// Where chained greedy steps leave their argmax, in turn, so that the host reads
+    /// one step's while the next runs.
+    token_readbacks: [wgpu::Buffer; 2],
+    /// The token read-back buffer of the next chained step.
+    next_slot: AtomicUsize,
 }
 
 /// The buffers every dispatch's bind group draws on.
@@ -466,6 +493,15 @@ impl<'a> GpuExecutor<'a> {
             mapped_at_creation: false,
         });
 
+        let token_readbacks = [0, 1].map(|_| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("token read-back"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+
         let top_k = TopK::new(
             context,
             &step,
@@ -518,6 +554,8 @@ impl<'a> GpuExecutor<'a> {
             readback,
             top_k,
             ahead: Mutex::new(None),
+            token_readbacks,
+            next_slot: AtomicUsize::new(0),
         })
     }
 
@@ -670,7 +708,8 @@ impl<'a> GpuExecutor<'a> {
         past: usize,
         kv: &mut GpuKvCache,
     ) -> Result<(), GpuError> {
-        self.submit(tokens, past, kv, 0, Readout::Nothing)
+        self.submit(StepInput::Host(tokens), past, kv, 0, Readout::Nothing)?;
+        Ok(())
     }
 
     /// Runs one step like [`Self::run`] and returns only the output's last row (sampling
@@ -699,7 +738,8 @@ impl<'a> GpuExecutor<'a> {
         let all = (self.output_type.elements(step) * 4) as u64;
         let row = (self.output_type.row_len().unwrap_or(1) * 4) as u64;
         let (from, bytes) = if last_row { (all - row, row) } else { (0, all) };
-        self.submit(tokens, past, kv, 0, Readout::Output { from, bytes })?;
+        let readout = Readout::Output { from, bytes };
+        self.submit(StepInput::Host(tokens), past, kv, 0, readout)?;
         let data = self.read(&self.readback, bytes)?;
         Ok(bytemuck::cast_slice(&data).to_vec())
     }
@@ -747,8 +787,33 @@ impl<'a> GpuExecutor<'a> {
         k: usize,
         bytes: u64,
     ) -> Result<Vec<u8>, GpuError> {
-        self.submit(tokens, past, kv, k as u32, Readout::Best { bytes })?;
+        let readout = Readout::Best { bytes };
+        self.submit(StepInput::Host(tokens), past, kv, k as u32, readout)?;
         self.read(&self.top_k.readback, bytes)
+    }
+
+    /// Submits a greedy decoding step and returns before it runs: its argmax goes to
+    /// the step buffer as the next step's token (for a step of [`StepInput::Device`]),
+    /// and to a read-back buffer for [`Self::read_token`]. The device then runs one
+    /// step after another with no wait for the host; the host reads each token while
+    /// the next step runs. At most two steps may be pending: each takes the read-back
+    /// buffer the step two before it took.
+    pub fn submit_greedy(
+        &self,
+        input: StepInput,
+        past: usize,
+        kv: &GpuKvCache,
+    ) -> Result<PendingToken, GpuError> {
+        let slot = self.next_slot.fetch_xor(1, Ordering::Relaxed) & 1;
+        let submission = self.submit(input, past, kv, 1, Readout::Chained { slot })?;
+        Ok(PendingToken { slot, submission })
+    }
+
+    /// Waits for a greedy step and returns its argmax.
+    pub fn read_token(&self, pending: PendingToken) -> Result<u32, GpuError> {
+        let buffer = &self.token_readbacks[pending.slot];
+        let data = self.read_after(buffer, 4, Some(pending.submission))?;
+        Ok(u32::from_le_bytes([data[0], data[1], data[2], data[3]]))
     }
 
     /// Submits a step, `top_k` the candidates a top-k after it takes: its commands
@@ -756,16 +821,23 @@ impl<'a> GpuExecutor<'a> {
     /// host will wait for it, encodes the step it foresees (see [`super::ahead`]).
     fn submit(
         &self,
-        tokens: &[u32],
+        input: StepInput,
         past: usize,
         kv: &GpuKvCache,
         top_k: u32,
         readout: Readout,
-    ) -> Result<(), GpuError> {
+    ) -> Result<wgpu::SubmissionIndex, GpuError> {
+        let tokens = match input {
+            StepInput::Host(tokens) => {
+                self.check_tokens(tokens)?;
+                tokens.len()
+            }
+            StepInput::Device => 1,
+        };
         self.check(tokens, past, kv)?;
         let shape = StepShape {
-            tokens: tokens.len() as u32,
-            context: (past + tokens.len()) as u32,
+            tokens: tokens as u32,
+            context: (past + tokens) as u32,
             cache: kv.id,
             readout,
         };
@@ -774,8 +846,8 @@ impl<'a> GpuExecutor<'a> {
             Some(ahead) if ahead.shape == shape => ahead.commands,
             _ => self.commands(shape, kv),
         };
-        self.write_step(tokens, past, top_k);
-        self.context.queue.submit([commands]);
+        self.write_step(input, past, top_k);
+        let submission = self.context.queue.submit([commands]);
         if let Some(next) = shape.next(kv.capacity) {
             let commands = self.commands(next, kv);
             *self.ahead_slot() = Some(Ahead {
@@ -783,7 +855,7 @@ impl<'a> GpuExecutor<'a> {
                 commands,
             });
         }
-        Ok(())
+        Ok(submission)
     }
 
     fn ahead_slot(&self) -> std::sync::MutexGuard<'_, Option<Ahead>> {
@@ -796,6 +868,7 @@ impl<'a> GpuExecutor<'a> {
     /// A step's commands: its dispatches, then the copy of what it reads back.
     fn commands(&self, shape: StepShape, kv: &GpuKvCache) -> wgpu::CommandBuffer {
         let mut encoder = self.encode(shape.tokens, shape.context, kv, None);
+        let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
         match shape.readout {
             Readout::Nothing => {}
             Readout::Output { from, bytes } => {
@@ -803,8 +876,14 @@ impl<'a> GpuExecutor<'a> {
                 encoder.copy_buffer_to_buffer(output, offset + from, &self.readback, 0, bytes);
             }
             Readout::Best { bytes } => {
-                let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
-                self.top_k.record(&mut encoder, max_dim, bytes);
+                self.top_k.record(&mut encoder, max_dim);
+                encoder.copy_buffer_to_buffer(&self.top_k.best, 0, &self.top_k.readback, 0, bytes);
+            }
+            Readout::Chained { slot } => {
+                self.top_k.record(&mut encoder, max_dim);
+                let best = &self.top_k.best;
+                encoder.copy_buffer_to_buffer(best, 0, &self.step, TOKENS_AT, 4);
+                encoder.copy_buffer_to_buffer(best, 0, &self.token_readbacks[slot], 0, 4);
             }
         }
         encoder.finish()
@@ -820,46 +899,59 @@ impl<'a> GpuExecutor<'a> {
         kv: &GpuKvCache,
         timestamps: &Timestamps,
     ) -> Result<wgpu::CommandEncoder, GpuError> {
-        self.check(tokens, past, kv)?;
-        self.write_step(tokens, past, 0);
+        self.check_tokens(tokens)?;
+        self.check(tokens.len(), past, kv)?;
+        self.write_step(StepInput::Host(tokens), past, 0);
         let context = (past + tokens.len()) as u32;
         Ok(self.encode(tokens.len() as u32, context, kv, Some(timestamps)))
     }
 
     /// Errors for a step the executor cannot run.
-    fn check(&self, tokens: &[u32], past: usize, kv: &GpuKvCache) -> Result<(), GpuError> {
+    fn check(&self, tokens: usize, past: usize, kv: &GpuKvCache) -> Result<(), GpuError> {
         if kv.owner != self.id {
             return Err(GpuError::ForeignCache);
         }
-        if tokens.is_empty() {
+        if tokens == 0 {
             return Err(RunError::NoTokens.into());
         }
-        if tokens.len() > self.options.max_tokens {
+        if tokens > self.options.max_tokens {
             return Err(GpuError::TooManyTokens {
-                tokens: tokens.len(),
+                tokens,
                 max: self.options.max_tokens,
             });
         }
-        if past + tokens.len() > kv.capacity {
+        if past + tokens > kv.capacity {
             return Err(RunError::ContextFull {
-                needed: past + tokens.len(),
+                needed: past + tokens,
                 capacity: kv.capacity,
-            }
-            .into());
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.n_vocab) {
-            return Err(RunError::TokenOutOfRange {
-                id,
-                n_vocab: self.n_vocab,
             }
             .into());
         }
         Ok(())
     }
 
-    /// The step buffer's words: its tokens and positions, and the top-k's candidates.
-    fn write_step(&self, tokens: &[u32], past: usize, top_k: u32) {
-        let (t, context) = (tokens.len() as u32, (past + tokens.len()) as u32);
+    /// Errors for tokens outside the vocabulary.
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), GpuError> {
+        match tokens.iter().find(|&&t| t as usize >= self.n_vocab) {
+            Some(&id) => Err(RunError::TokenOutOfRange {
+                id,
+                n_vocab: self.n_vocab,
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The step buffer's words: its tokens (those of the host; a step of the device's
+    /// token leaves the token its predecessor copied there) and positions, and the
+    /// top-k's candidates.
+    fn write_step(&self, input: StepInput, past: usize, top_k: u32) {
+        let tokens = match input {
+            StepInput::Host(tokens) => tokens,
+            StepInput::Device => &[],
+        };
+        let t = tokens.len().max(1) as u32;
+        let context = past as u32 + t;
         let mut words = vec![t, past as u32, context, top_k];
         words.extend_from_slice(tokens);
         self.context
@@ -914,12 +1006,23 @@ impl<'a> GpuExecutor<'a> {
 
     /// Maps `buffer` after the submitted work and copies out its first `bytes`.
     pub(super) fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        self.read_after(buffer, bytes, None)
+    }
+
+    /// Maps `buffer` once `submission` is done (all submitted work for None) and copies
+    /// out its first `bytes`.
+    fn read_after(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        submission: Option<wgpu::SubmissionIndex>,
+    ) -> Result<Vec<u8>, GpuError> {
         let slice = buffer.slice(..bytes);
         let (sender, receiver) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = sender.send(r);
         });
-        self.context.wait()?;
+        self.context.wait_for(submission)?;
         block_on(async { receiver.recv() })
             .map_err(|_| GpuError::DeviceLost("the read-back never completed".into()))?
             .map_err(|e| GpuError::Device(format!("reading results back: {e}")))?;

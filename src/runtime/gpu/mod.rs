@@ -27,7 +27,7 @@ mod weights;
 pub use bandwidth::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
 pub use context::{AdapterChoice, GpuContext};
 pub use error::GpuError;
-pub use executor::{GpuExecutor, GpuOptions};
+pub use executor::{GpuExecutor, GpuOptions, PendingToken, StepInput};
 pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};

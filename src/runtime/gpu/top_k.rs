@@ -20,7 +20,8 @@ pub(super) struct TopK {
     merge_pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     chunks: u32,
-    best: wgpu::Buffer,
+    /// The candidates, the best first: its first word is the argmax.
+    pub best: wgpu::Buffer,
     pub readback: wgpu::Buffer,
     /// Bytes of the buffers it made.
     pub bytes: u64,
@@ -88,9 +89,9 @@ impl TopK {
         })
     }
 
-    /// Records both dispatches and the copy of the first `bytes` of the result to the
-    /// read-back buffer (the step's `top_k` says how many candidates they take).
-    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, max_dim: u32, bytes: u64) {
+    /// Records both dispatches into `best` (the step's `top_k` says how many candidates
+    /// they take).
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, max_dim: u32) {
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("top-k"),
@@ -103,7 +104,6 @@ impl TopK {
             pass.set_pipeline(&self.merge_pipeline);
             pass.dispatch_workgroups(1, 1, 1);
         }
-        encoder.copy_buffer_to_buffer(&self.best, 0, &self.readback, 0, bytes);
     }
 
     /// Bytes the read-back of `k` candidates takes.
