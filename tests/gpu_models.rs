@@ -7,11 +7,27 @@ mod gpu_common;
 
 use gpu_common::{gpu, relative_l2};
 use rustorch::runtime::cpu::CpuInterpreter;
-use rustorch::runtime::gpu::{GpuExecutor, GpuOptions};
-use rustorch::runtime::{argmax, DecodeInput, KvCache, KvType, Model};
+use rustorch::runtime::gpu::{GpuContext, GpuExecutor, GpuOptions};
+use rustorch::runtime::{argmax, DecodeInput, KvCache, KvType, Model, Session};
 
 const CONTEXT: usize = 32;
 const GREEDY_STEPS: usize = 3;
+
+/// A GPU session and a CPU session of `model` over `capacity` positions.
+fn session_pair<'m>(
+    model: &'m Model,
+    context: &'m GpuContext,
+    capacity: usize,
+    decode_input: DecodeInput,
+) -> (Session<'m>, Session<'m>) {
+    let on_gpu = model
+        .gpu_session(context, Some(capacity), KvType::F16, decode_input)
+        .unwrap();
+    let on_cpu = model
+        .session(Some(capacity), KvType::F16, decode_input)
+        .unwrap();
+    (on_gpu, on_cpu)
+}
 
 /// The graphs a model runs: the compiler's fused ones (what sessions run), and the
 /// canonical ones (one kernel per op).
@@ -126,7 +142,7 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
         keep: 0,
     };
     let prompt = [504, 3575, 282, 4649, 314];
-    let run = |session: &mut rustorch::runtime::Session| {
+    let run = |session: &mut Session| {
         let mut sampler = Sampler::new(SamplerConfig::greedy());
         session
             .generate(&prompt, &mut sampler, &options, |_| {
@@ -136,12 +152,7 @@ fn smollm2_greedy_session_on_the_gpu_matches_the_cpu() {
             .tokens
     };
     for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
-        let mut on_gpu = model
-            .gpu_session(context, Some(CONTEXT), KvType::F16, decode_input)
-            .unwrap();
-        let mut on_cpu = model
-            .session(Some(CONTEXT), KvType::F16, decode_input)
-            .unwrap();
+        let (mut on_gpu, mut on_cpu) = session_pair(&model, context, CONTEXT, decode_input);
         assert_eq!(run(&mut on_gpu), run(&mut on_cpu), "{decode_input:?}");
     }
 }
@@ -155,12 +166,7 @@ fn smollm2_last_row_logits_on_the_gpu_match_the_cpu() {
     let Some(context) = gpu() else { return };
     let model = Model::load(&path).unwrap();
     let prompt = [504, 3575, 282, 4649, 314];
-    let mut on_gpu = model
-        .gpu_session(context, Some(CONTEXT), KvType::F16, DecodeInput::F32)
-        .unwrap();
-    let mut on_cpu = model
-        .session(Some(CONTEXT), KvType::F16, DecodeInput::F32)
-        .unwrap();
+    let (mut on_gpu, mut on_cpu) = session_pair(&model, context, CONTEXT, DecodeInput::F32);
     let (got, want) = (
         on_gpu.logits_last(&prompt).unwrap(),
         on_cpu.logits_last(&prompt).unwrap(),
@@ -183,13 +189,8 @@ fn smollm2_prompt_longer_than_a_step_runs_in_chunks() {
     let prompt: Vec<u32> = (0..GPU_STEP_TOKENS + 88)
         .map(|i| 100 + (i * 37 % 5000) as u32)
         .collect();
-    let capacity = Some(2 * GPU_STEP_TOKENS);
-    let mut on_gpu = model
-        .gpu_session(context, capacity, KvType::F16, DecodeInput::F32)
-        .unwrap();
-    let mut on_cpu = model
-        .session(capacity, KvType::F16, DecodeInput::F32)
-        .unwrap();
+    let capacity = 2 * GPU_STEP_TOKENS;
+    let (mut on_gpu, mut on_cpu) = session_pair(&model, context, capacity, DecodeInput::F32);
     let (got, want) = (
         on_gpu.logits_last(&prompt).unwrap(),
         on_cpu.logits_last(&prompt).unwrap(),
@@ -211,13 +212,7 @@ fn smollm2_steps_unlike_the_one_foreseen_match_the_cpu() {
     };
     let Some(context) = gpu() else { return };
     let model = Model::load(&path).unwrap();
-    let capacity = Some(256);
-    let mut on_gpu = model
-        .gpu_session(context, capacity, KvType::F16, DecodeInput::F32)
-        .unwrap();
-    let mut on_cpu = model
-        .session(capacity, KvType::F16, DecodeInput::F32)
-        .unwrap();
+    let (mut on_gpu, mut on_cpu) = session_pair(&model, context, 256, DecodeInput::F32);
     let prompt: Vec<u32> = (0..196).map(|i| 100 + (i * 37 % 5000) as u32).collect();
     let mut next = on_gpu.argmax_last(&prompt).unwrap();
     assert_eq!(
@@ -242,10 +237,7 @@ fn smollm2_steps_unlike_the_one_foreseen_match_the_cpu() {
     };
     // Unforeseen: logits instead of the argmax, then two tokens instead of one.
     let token = logits_agree(&[next], "logits after argmaxes");
-    let argmax_agrees = |on_gpu: &mut rustorch::runtime::Session,
-                         on_cpu: &mut rustorch::runtime::Session,
-                         tokens: &[u32],
-                         what: &str| {
+    let argmax_agrees = |on_gpu: &mut Session, on_cpu: &mut Session, tokens: &[u32], what: &str| {
         let got = on_gpu.argmax_last(tokens).unwrap();
         assert_eq!(got, on_cpu.argmax_last(tokens).unwrap(), "{what}");
         got
@@ -278,7 +270,7 @@ fn smollm2_steps_unlike_the_one_foreseen_match_the_cpu() {
 /// gives the same tokens.
 #[test]
 fn smollm2_chained_greedy_generation_stops_and_shifts_as_the_cpu_does() {
-    use rustorch::runtime::{GenerateOptions, Sampler, SamplerConfig, Session, StopReason};
+    use rustorch::runtime::{GenerateOptions, Sampler, SamplerConfig, StopReason};
     use std::ops::ControlFlow;
     let Some(path) = common::real_model(common::SMOLLM2) else {
         return;
@@ -286,15 +278,7 @@ fn smollm2_chained_greedy_generation_stops_and_shifts_as_the_cpu_does() {
     let Some(context) = gpu() else { return };
     let model = Model::load(&path).unwrap();
     let prompt = [504, 3575, 282, 4649, 314];
-    let sessions = |capacity: usize| {
-        let on_gpu = model
-            .gpu_session(context, Some(capacity), KvType::F16, DecodeInput::F32)
-            .unwrap();
-        let on_cpu = model
-            .session(Some(capacity), KvType::F16, DecodeInput::F32)
-            .unwrap();
-        (on_gpu, on_cpu)
-    };
+    let sessions = |capacity| session_pair(&model, context, capacity, DecodeInput::F32);
     let options = |max_tokens: usize, eog: &[u32]| GenerateOptions {
         max_tokens,
         eog: eog.iter().copied().collect(),

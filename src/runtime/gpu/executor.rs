@@ -946,11 +946,10 @@ impl<'a> GpuExecutor<'a> {
     /// token leaves the token its predecessor copied there) and positions, and the
     /// top-k's candidates.
     fn write_step(&self, input: StepInput, past: usize, top_k: u32) {
-        let tokens = match input {
-            StepInput::Host(tokens) => tokens,
-            StepInput::Device => &[],
+        let (t, tokens): (u32, &[u32]) = match input {
+            StepInput::Host(tokens) => (tokens.len() as u32, tokens),
+            StepInput::Device => (1, &[]),
         };
-        let t = tokens.len().max(1) as u32;
         let context = past as u32 + t;
         let mut words = vec![t, past as u32, context, top_k];
         words.extend_from_slice(tokens);
