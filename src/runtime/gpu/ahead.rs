@@ -1,9 +1,9 @@
 //! The next step, encoded while the device runs this one.
 //!
 //! Finishing a step's command buffer is the host's longest task: wgpu turns each
-//! dispatch into the driver's commands and barriers there, about 3 µs a dispatch on
-//! the device's H100 (350 – 650 µs a decode step of 112 – 178 dispatches), while the
-//! device idles, as each decode step waits for the one before. A step's commands depend
+//! dispatch into the driver's commands and barriers there, a few µs a dispatch (0.27 –
+//! 0.99 ms a decode step of 112 – 178 dispatches on the device's H100 machine), while
+//! the device idles, as each decode step waits for the one before. A step's commands depend
 //! on its shape alone (tokens, context, cache, what comes back), not on its tokens,
 //! which the step buffer holds: so a step that the host waits for first encodes the step
 //! most likely to follow it (as many tokens again, after its own, read back the same
