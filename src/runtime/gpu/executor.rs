@@ -36,9 +36,11 @@ pub struct GpuOptions {
     pub decode_input: DecodeInput,
 }
 
-/// Where the step buffer's tokens start, in bytes (after its four header words: tokens,
-/// positions before, positions after, top-k candidates).
-const TOKENS_AT: u64 = 16;
+/// The step buffer's words before its tokens: tokens, positions before, positions after,
+/// top-k candidates (`Step` in wgsl/prelude.wgsl).
+const STEP_HEADER_WORDS: usize = 4;
+/// Where the step buffer's tokens start, in bytes.
+const TOKENS_AT: u64 = 4 * STEP_HEADER_WORDS as u64;
 
 /// Where a step's tokens come from.
 #[derive(Debug, Clone, Copy)]
@@ -475,7 +477,7 @@ impl<'a> GpuExecutor<'a> {
         let device = &context.device;
 
         let max_tokens = options.max_tokens;
-        let step_words = 4 + max_tokens;
+        let step_words = STEP_HEADER_WORDS + max_tokens;
         let step = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("step"),
             size: (step_words * 4) as u64,
@@ -951,7 +953,8 @@ impl<'a> GpuExecutor<'a> {
             StepInput::Device => (1, &[]),
         };
         let context = past as u32 + t;
-        let mut words = vec![t, past as u32, context, top_k];
+        let header: [u32; STEP_HEADER_WORDS] = [t, past as u32, context, top_k];
+        let mut words = header.to_vec();
         words.extend_from_slice(tokens);
         self.context
             .queue
