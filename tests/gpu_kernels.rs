@@ -45,6 +45,8 @@ struct Net {
     tensor_cores: bool,
     /// How the decode matmuls read x, on both sides.
     decode_input: DecodeInput,
+    /// Matmuls whose one-token kernel loads x as the kernel before it rounded it.
+    runs_read: usize,
 }
 
 impl Net {
@@ -65,7 +67,37 @@ impl Net {
             folded: false,
             tensor_cores: false,
             decode_input: DecodeInput::F32,
+            runs_read: 0,
         }
+    }
+
+    /// A model's feed-forward block on `x` of `cols` values: x normed, then gate and up
+    /// of `n_ff` rows each as one linear with the gated activation, then the down
+    /// projection (without the residual, which would dwarf the differences).
+    fn feed_forward(
+        &mut self,
+        x: NodeId,
+        (cols, n_ff): (usize, usize),
+        (gate_up_ty, down_ty): (GgmlType, GgmlType),
+        rng: &mut SplitMix64,
+    ) -> NodeId {
+        let norm = self.weight(Tensor::random("norm", GgmlType::F32, 1, cols, rng));
+        let gate_up = ["gate", "up"]
+            .map(|name| self.weight(Tensor::random(name, gate_up_ty, n_ff, cols, rng)))
+            .to_vec();
+        let op = Op::Linear {
+            weights: gate_up,
+            prologue: Some(NormPrologue {
+                eps: 1e-5,
+                weight: norm,
+            }),
+            epilogue: vec![Epilogue::Gated {
+                act: Activation::Silu,
+            }],
+        };
+        let hidden = self.op(op, rows(n_ff), &[x]);
+        let down = self.weight(Tensor::random("down", down_ty, cols, n_ff, rng));
+        self.op(Op::MatMul { weight: down }, rows(cols), &[hidden])
     }
 
     fn weight(&mut self, tensor: Tensor) -> Weight {
@@ -137,6 +169,11 @@ impl Net {
         if self.tensor_cores {
             assert!(gpu.runs_on_tensor_cores(), "{what}: not on tensor cores");
         }
+        assert_eq!(
+            gpu.runs_read(),
+            self.runs_read,
+            "{what}: matmuls reading runs"
+        );
         if self.folded {
             assert_eq!(
                 gpu.dispatch_count(1, 0) + 1,
@@ -339,31 +376,36 @@ fn matmul_prefill_on_tensor_cores() {
     let mut net = Net::new();
     net.tensor_cores = true;
     net.capacity = 640;
-    let n_ff = 256;
     let x = net.input("x", cols, &mut rng);
-    let norm = net.weight(Tensor::random("norm", GgmlType::F32, 1, cols, &mut rng));
-    let gate_up = ["gate", "up"]
-        .map(|name| net.weight(Tensor::random(name, GgmlType::Q4K, n_ff, cols, &mut rng)))
-        .to_vec();
-    let op = Op::Linear {
-        weights: gate_up,
-        prologue: Some(NormPrologue {
-            eps: 1e-5,
-            weight: norm,
-        }),
-        epilogue: vec![Epilogue::Gated {
-            act: Activation::Silu,
-        }],
-    };
-    let hidden = net.op(op, rows(n_ff), &[x]);
-    let down = net.weight(Tensor::random("down", GgmlType::Q4K, cols, n_ff, &mut rng));
-    let op = Op::Linear {
-        weights: vec![down],
-        prologue: None,
-        epilogue: vec![Epilogue::Residual],
-    };
-    let out = net.op(op, rows(cols), &[hidden, x]);
+    let q4_k = (GgmlType::Q4K, GgmlType::Q4K);
+    let out = net.feed_forward(x, (cols, 256), q4_k, &mut rng);
     net.check(out, steps, "feed-forward block on tensor cores");
+}
+
+/// With x in 8 bits, the gated kernel of a feed-forward block rounds its output once,
+/// as runs, and the down projection's one-token kernel loads those: gate and up of
+/// SmolLM2's, TinyLlama's and Mistral's types (Q4_1 takes four groups a workgroup only
+/// for this), down of every type the real files use, and down rows long enough for
+/// 128 invocations. Prompt steps beside them read x in f32.
+#[test]
+fn feed_forward_in_8_bits_rounds_the_gated_activation_once() {
+    let mut rng = rng("feed_forward_in_8_bits_rounds_the_gated_activation_once");
+    let types = [
+        (GgmlType::Q4_1, GgmlType::Q4_1, 512),
+        (GgmlType::Q4_0, GgmlType::Q4_0, 512),
+        (GgmlType::Q4_0, GgmlType::Q8_0, 512),
+        (GgmlType::Q4K, GgmlType::Q4K, 512),
+        (GgmlType::Q4K, GgmlType::Q6K, LONG_ROWS as usize),
+    ];
+    for (gate_up_ty, down_ty, n_ff) in types {
+        let mut net = Net::new();
+        net.decode_input = DecodeInput::Int8;
+        net.runs_read = 1;
+        let x = net.input("x", 256, &mut rng);
+        let out = net.feed_forward(x, (256, n_ff), (gate_up_ty, down_ty), &mut rng);
+        let what = format!("feed-forward {gate_up_ty} → {down_ty} of {n_ff} in 8 bits");
+        net.check(out, &[&[3], &[5], &[1, 2], &[9]], &what);
+    }
 }
 
 #[test]

@@ -63,6 +63,13 @@ const FOLD_GATED: u32 = 2u;
 @group(0) @binding(8) var<storage, read> norm_weight4: array<vec4<f32>>;
 // FOLD_ROPE's inverse frequencies (rotary.wgsl).
 @group(0) @binding(9) var<storage, read> rope_table: array<f32>;
+// (Binding 10 is the tensor-core kernel's, matmul_coop.wgsl.)
+// x rounded to 8 bits by the kernel that made it (READ_RUNS), and this kernel's output
+// rounded so for the next (WRITE_RUNS): a record a run of 8 values, column c in run
+// c / 8, holding the run's two words, its scale's bits and the sum of its rounded
+// values (`XQ8`'s, one run).
+@group(0) @binding(11) var<storage, read> x_runs: array<vec4<u32>>;
+@group(0) @binding(12) var<storage, read_write> out_runs: array<vec4<u32>>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
@@ -183,6 +190,30 @@ fn rounded_q8(x: X32) -> XQ8 {
     return q;
 }
 
+// The runs of x at `starts` as the kernel that made x rounded them (`x_runs`).
+fn stored_q8(starts: vec4<u32>) -> XQ8 {
+    let at = starts / 8u;
+    let r0 = x_runs[at.x];
+    let r1 = x_runs[at.y];
+    let r2 = x_runs[at.z];
+    let r3 = x_runs[at.w];
+    var q: XQ8;
+    q.lo = vec4<u32>(r0.x, r0.y, r1.x, r1.y);
+    q.hi = vec4<u32>(r2.x, r2.y, r3.x, r3.y);
+    q.scales = bitcast<vec4<f32>>(vec4<u32>(r0.z, r1.z, r2.z, r3.z));
+    q.sums = bitcast<vec4<i32>>(vec4<u32>(r0.w, r1.w, r2.w, r3.w));
+    return q;
+}
+
+// The record of `out_runs` for one run of 8 values, `lo` then `hi`.
+fn run_record(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
+    var run: X32;
+    run.a = lo;
+    run.b = hi;
+    let q = rounded_q8(run);
+    return vec4<u32>(q.lo.x, q.lo.y, bitcast<u32>(q.scales.x), bitcast<u32>(q.sums.x));
+}
+
 // Each run's Σ w · round(x / scale) for 8 words of weights as signed bytes, in the
 // runs' order (two words a run).
 fn run_dots(w_lo: vec4<u32>, w_hi: vec4<u32>, x: XQ8) -> vec4<i32> {
@@ -268,11 +299,16 @@ fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
 // as it stores; 1, 2 or 4 groups of rows, more where a matrix has rows enough to keep
 // the device busy with fewer workgroups (x's loads and rounding then serve more rows);
 // x in 8 bits (`XQ8`), where the session asks for it; and 64 or 128 invocations, more
-// where long rows give each of them slices to load.
+// where long rows give each of them slices to load. With x in 8 bits, a gated kernel
+// of four groups (its 8 outputs one run) also stores them rounded (WRITE_RUNS), and the
+// kernel after it loads those runs instead of x (READ_RUNS): x is rounded once, not
+// in every workgroup that reads it.
 override FOLD: u32 = FOLD_NONE;
 override QUADS: u32 = 1u;
 override ROUND_X: bool = false;
 override THREADS: u32 = 64u;
+override READ_RUNS: bool = false;
+override WRITE_RUNS: bool = false;
 
 // Sized by THREADS, not by the most it takes: with arrays for 128 the kernels of 64
 // lost a fifth (gate+up 44.7 → 54.0 µs on an H100), likely through fewer workgroups
@@ -283,6 +319,8 @@ var<workgroup> partial_squares: array<f32, THREADS>;
 // Each group's sums, and the sum of squares of x.
 var<workgroup> quad_sums: array<vec4<f32>, 4>;
 var<workgroup> squares_sum: f32;
+// WRITE_RUNS: the workgroup's 8 outputs.
+var<workgroup> run_values: array<f32, 8>;
 
 @compute @workgroup_size(THREADS)
 fn matmul_decode(
@@ -305,11 +343,16 @@ fn matmul_decode(
     var acc3 = vec4<f32>();
     var squares = 0.0;
     for (var g = lid; g < p.cols / 32u; g += THREADS) {
-        let x = x32(columns32(g));
-        squares += x.squares;
+        var x: X32;
         var xq: XQ8;
-        if ROUND_X {
-            xq = rounded_q8(x);
+        if READ_RUNS {
+            xq = stored_q8(columns32(g));
+        } else {
+            x = x32(columns32(g));
+            squares += x.squares;
+            if ROUND_X {
+                xq = rounded_q8(x);
+            }
         }
         acc0 += quad_dots(at0, g, x, xq);
         if QUADS > 1u {
@@ -342,6 +385,18 @@ fn matmul_decode(
         let stored = select(rows[i] < p.rows, gated, FOLD == FOLD_GATED);
         if stored {
             store(0u, rows[i], values[i]);
+            if WRITE_RUNS {
+                run_values[2u * q + i] = values[i];
+            }
+        }
+    }
+    if WRITE_RUNS {
+        workgroupBarrier();
+        let first = quad_rows(first_quad).x;
+        if lid == 0u && first < p.pair_span {
+            let lo = vec4<f32>(run_values[0], run_values[1], run_values[2], run_values[3]);
+            let hi = vec4<f32>(run_values[4], run_values[5], run_values[6], run_values[7]);
+            out_runs[first / 8u] = run_record(lo, hi);
         }
     }
 }

@@ -396,6 +396,9 @@ pub struct GpuExecutor<'a> {
     token_readbacks: [wgpu::Buffer; 2],
     /// The token read-back buffer of the next chained step.
     next_slot: AtomicUsize,
+    /// Matmul dispatches whose one-token kernel loads x as the kernel before it rounded
+    /// it (`RUN_RECORD_BYTES`).
+    runs_read: usize,
 }
 
 /// The buffers every dispatch's bind group draws on.
@@ -558,12 +561,19 @@ impl<'a> GpuExecutor<'a> {
             ahead: Mutex::new(None),
             token_readbacks,
             next_slot: AtomicUsize::new(0),
+            runs_read: loader.runs_read,
         })
     }
 
     /// How the decode matmuls read x.
     pub fn decode_input(&self) -> DecodeInput {
         self.options.decode_input
+    }
+
+    /// Matmul dispatches whose one-token kernel loads x in 8 bits as the kernel that
+    /// made x rounded it, rather than rounding it itself.
+    pub fn runs_read(&self) -> usize {
+        self.runs_read
     }
 
     /// Whether the prefill matmuls run on tensor cores (`matmul_prefill_coop`).

@@ -16,7 +16,7 @@ use super::fold::{self, PLAIN};
 use super::progress::UploadProgress;
 use super::shaders::{
     coop_matmul_source_to_build, Access, DecodeKernel, DecodeMatrix, Module, Specialisation,
-    COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS, COOP_X_HALF,
+    COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS, COOP_X_HALF, RUN_RECORD_BYTES,
 };
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
@@ -26,7 +26,7 @@ use crate::graph::{
 };
 use crate::model::{Activation, RopeMode};
 use crate::runtime::cpu::{kernels, RunError};
-use crate::runtime::DecodeInput;
+use crate::runtime::{DecodeInput, INT8_RUN};
 
 /// An activation as a kernel reads it: `rows` rows of `len` values, `stride` apart,
 /// from `offset` values into `activation`; with `last_row`, the one row is row T − 1.
@@ -38,6 +38,9 @@ pub(super) struct View {
     pub offset: u32,
     pub stride: u32,
     pub last_row: bool,
+    /// The one-token step's row in 8 bits, as the kernel that made it rounded it
+    /// (`RUN_RECORD_BYTES`), where it did: only a whole row from its first column.
+    pub runs: Option<ActivationId>,
 }
 
 impl View {
@@ -49,6 +52,7 @@ impl View {
             offset: 0,
             stride: len,
             last_row: false,
+            runs: None,
         }
     }
 
@@ -91,6 +95,8 @@ pub(super) struct Loader<'a> {
     activations: Vec<u64>,
     /// Weight bytes uploaded of those the graph reads.
     pub progress: Option<UploadProgress>,
+    /// Matmul dispatches whose decode kernel loads x as the kernel before it rounded it.
+    pub runs_read: usize,
 }
 
 fn f(v: f32) -> u32 {
@@ -116,6 +122,7 @@ impl<'a> Loader<'a> {
             allocated: 0,
             activations: Vec::new(),
             progress: None,
+            runs_read: 0,
         }
     }
 
@@ -824,6 +831,7 @@ impl NodeLowering<'_> {
                 return Ok(Value::Activation(View {
                     offset: v.offset + cols.start as u32,
                     len: cols.len as u32,
+                    runs: None,
                     ..v
                 }));
             }
@@ -1175,6 +1183,16 @@ impl NodeLowering<'_> {
         };
         let decode_needs_no_epilogue = fold.is_some();
         let decode = fold.unwrap_or(PLAIN);
+        // With x in 8 bits, a gated linear's kernel also stores its output's runs
+        // rounded, and a linear reading them whole loads those.
+        let int8 = l.options.decode_input == DecodeInput::Int8;
+        let runs = if int8 && decode.fold == fold::FOLD_GATED && (raw_len / 2) % 8 == 0 {
+            let records = raw_len / 2 / INT8_RUN;
+            let elements = records * RUN_RECORD_BYTES / 4;
+            Some(l.activation(&format!("{label} (8-bit runs)"), elements)?)
+        } else {
+            None
+        };
         let rope_table = if decode.rope_table.is_empty() {
             l.unused()
         } else {
@@ -1207,16 +1225,24 @@ impl NodeLowering<'_> {
                 Source::Buffer(rope_table.clone()),
                 // x in f16, where the tensor-core kernel runs (`Loader::matmul`).
                 Source::Buffer(l.unused_writable()),
+                bound(&x.runs),
+                match runs {
+                    Some(runs) => Source::Activation(runs),
+                    None => Source::Buffer(l.unused_writable()),
+                },
             ];
             let matrix = DecodeMatrix {
                 rows: part.rows as u32,
                 cols: cols as u32,
                 ty,
                 prologue: eps.is_some(),
+                x_rounded: x.runs.is_some(),
+                rounds_output: runs.is_some(),
             };
             let params = Params::new(&words);
             l.matmul(label, params, (matrix, rows), sources, decode.fold)?;
             l.reads(WeightRead::matmul(part));
+            l.runs_read += usize::from(matrix.x_rounded);
         }
         let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
         if !epilogue.is_empty() && !inline_residual {
@@ -1229,6 +1255,7 @@ impl NodeLowering<'_> {
         let len = if gated { raw_len / 2 } else { raw_len };
         Ok(Value::Activation(View {
             len: len as u32,
+            runs,
             ..View::whole(out, rows, raw_len as u32)
         }))
     }

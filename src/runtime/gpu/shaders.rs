@@ -72,6 +72,10 @@ pub struct DecodeKernel {
     pub round_x: bool,
     /// Invocations a workgroup: 64, or 128 as [`DecodeKernel::new`] says.
     pub threads: u32,
+    /// x's runs loaded as its producer rounded them (`READ_RUNS`).
+    pub read_runs: bool,
+    /// The output's runs stored rounded for the next kernel (`WRITE_RUNS`).
+    pub write_runs: bool,
 }
 
 /// The matrix a decode matmul multiplies x by, as far as its specialisation depends
@@ -83,7 +87,20 @@ pub struct DecodeMatrix {
     pub ty: GgmlType,
     /// Whether the kernel applies the linear's norm prologue itself.
     pub prologue: bool,
+    /// x in 8 bits comes rounded by the kernel that made it ([`RUN_RECORD_BYTES`]): x is
+    /// a gated linear's output.
+    pub x_rounded: bool,
+    /// The gated linear whose output the next decode matmul reads rounded: with x in 8
+    /// bits its kernel rounds and stores each run of 8 outputs once.
+    pub rounds_output: bool,
 }
+
+/// Where x in 8 bits is rounded once, by the kernel that makes it, rather than in
+/// every workgroup of every matmul that reads it: a gated linear's output, which a
+/// workgroup of four groups of rows makes a whole run of 8 of (wgsl/matmul.wgsl's
+/// `out_runs`), read by the one linear after it (`x_runs`). A record of 16 bytes a
+/// run, stored beside the f32 output that longer steps and other kernels read.
+pub const RUN_RECORD_BYTES: usize = 16;
 
 /// Workgroups a decode matmul of Q4_0 or Q4_K weights keeps when it takes more than
 /// four rows a workgroup: eight rows where the grid still has this many, and sixteen
@@ -110,11 +127,15 @@ impl DecodeKernel {
     /// The decode matmul of `matrix`.
     pub fn new(fold: u32, matrix: DecodeMatrix, input: DecodeInput) -> DecodeKernel {
         let round_x = input == DecodeInput::Int8;
+        let write_runs = round_x && matrix.rounds_output;
         let compact = matches!(matrix.ty, GgmlType::Q4_0 | GgmlType::Q4K);
         let most = if round_x { 4 } else { 2 };
         let quads = [4, 2]
             .into_iter()
-            .find(|&q| compact && q <= most && matrix.rows / (4 * q) >= WIDE_GROUPS)
+            .find(|&q| {
+                let wide = compact && q <= most && matrix.rows / (4 * q) >= WIDE_GROUPS;
+                wide || write_runs
+            })
             .unwrap_or(1);
         let long = quads == 1
             && !matrix.prologue
@@ -125,6 +146,8 @@ impl DecodeKernel {
             quads,
             round_x,
             threads: if long { 128 } else { 64 },
+            read_runs: round_x && matrix.x_rounded,
+            write_runs,
         }
     }
 
@@ -132,12 +155,15 @@ impl DecodeKernel {
         4 * self.quads
     }
 
-    pub fn constants(self) -> [(&'static str, f64); 4] {
+    pub fn constants(self) -> [(&'static str, f64); 6] {
+        let flag = |on: bool| f64::from(u8::from(on));
         [
             ("FOLD", f64::from(self.fold)),
             ("QUADS", f64::from(self.quads)),
-            ("ROUND_X", f64::from(u8::from(self.round_x))),
+            ("ROUND_X", flag(self.round_x)),
             ("THREADS", f64::from(self.threads)),
+            ("READ_RUNS", flag(self.read_runs)),
+            ("WRITE_RUNS", flag(self.write_runs)),
         ]
     }
 }
@@ -282,9 +308,9 @@ impl Module {
             Module::Embed(_) => &[Read, ReadWrite],
             // weights, x, residual, out, x as vec4, weights as vec4, norm weight as vec4,
             // a folded rotation's inverse frequencies, x rounded to f16 (the tensor-core
-            // kernels')
+            // kernels'), x's and the output's runs in 8 bits (`RUN_RECORD_BYTES`)
             Module::Matmul(_) => &[
-                Read, Read, Read, ReadWrite, Read, Read, Read, Read, ReadWrite,
+                Read, Read, Read, ReadWrite, Read, Read, Read, Read, ReadWrite, Read, ReadWrite,
             ],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
@@ -458,6 +484,8 @@ mod tests {
             cols,
             ty,
             prologue,
+            x_rounded: false,
+            rounds_output: false,
         };
         let kernel = |m, input| DecodeKernel::new(0, m, input);
         let quads = |rows, ty, input| kernel(matrix(rows, 4096, ty, true), input).quads;
@@ -487,9 +515,42 @@ mod tests {
                 ("FOLD", 2.0),
                 ("QUADS", 4.0),
                 ("ROUND_X", 1.0),
-                ("THREADS", 64.0)
+                ("THREADS", 64.0),
+                ("READ_RUNS", 0.0),
+                ("WRITE_RUNS", 0.0),
             ]
         );
+    }
+
+    /// A gated kernel that stores its output's runs takes four groups (8 outputs, one
+    /// run) whatever its type and rows, and only with x in 8 bits; so does the one
+    /// that loads them.
+    #[test]
+    fn only_decode_kernels_in_8_bits_exchange_rounded_runs() {
+        let gated = DecodeMatrix {
+            rows: 3072,
+            cols: 576,
+            ty: GgmlType::Q4_1,
+            prologue: true,
+            x_rounded: false,
+            rounds_output: true,
+        };
+        let down = DecodeMatrix {
+            rows: 576,
+            cols: 1536,
+            prologue: false,
+            x_rounded: true,
+            rounds_output: false,
+            ..gated
+        };
+        let int8 = DecodeKernel::new(2, gated, DecodeInput::Int8);
+        assert!(int8.write_runs && !int8.read_runs);
+        assert_eq!(int8.rows_per_group(), 16);
+        let f32 = DecodeKernel::new(2, gated, DecodeInput::F32);
+        assert!(!f32.write_runs);
+        assert_eq!(f32.rows_per_group(), 4);
+        assert!(DecodeKernel::new(0, down, DecodeInput::Int8).read_runs);
+        assert!(!DecodeKernel::new(0, down, DecodeInput::F32).read_runs);
     }
 
     /// Each constant that a kernel and the executor both need has one value on both sides.
