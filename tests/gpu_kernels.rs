@@ -317,6 +317,89 @@ fn gated_case(n_ff: usize, decode_input: DecodeInput, rng: &mut SplitMix64) {
     );
 }
 
+/// With x in 8 bits, a linear adding the residual stores the stream's runs times the
+/// norm weight of the linear after it, whose kernel loads them instead of x: as a
+/// layer's attention output before its gate+up, and (through a last-row view) as the
+/// last layer's down projection before the output norm and projection. Readers that
+/// fold different norms get no runs.
+#[test]
+fn residual_stream_in_8_bits_is_rounded_once_for_the_next_norm() {
+    let mut rng = rng("residual_stream_in_8_bits_is_rounded_once_for_the_next_norm");
+    let (cols, inner) = (256, 512);
+    let types = [
+        (GgmlType::Q4K, GgmlType::Q4K, false),
+        (GgmlType::Q6K, GgmlType::Q4_0, true),
+        (GgmlType::Q4_0, GgmlType::Q8_0, false),
+        (GgmlType::Q4_1, GgmlType::Q6K, true),
+    ];
+    let steps: &[&[u32]] = &[&[3], &[5], &[1, 2], &[9]];
+    for (writer_ty, reader_ty, last_row) in types {
+        let mut net = Net::new();
+        net.decode_input = DecodeInput::Int8;
+        net.runs_read = 1;
+        let stream = residual_stream(&mut net, (cols, inner), writer_ty, &mut rng);
+        let stream = if last_row {
+            let ty = TensorType::f32(&[Dim::Fixed(1), Dim::Fixed(cols)]);
+            net.op(Op::LastRow, ty, &[stream])
+        } else {
+            stream
+        };
+        let out = normed_linear(&mut net, stream, "next", (reader_ty, 320), &mut rng);
+        let what = format!("{writer_ty} + residual → normed {reader_ty}, last row {last_row}");
+        net.check(out, steps, &what);
+    }
+    let mut net = Net::new();
+    net.decode_input = DecodeInput::Int8;
+    let stream = residual_stream(&mut net, (cols, inner), GgmlType::Q4K, &mut rng);
+    let ty = (GgmlType::Q4K, 64);
+    let left = normed_linear(&mut net, stream, "left", ty, &mut rng);
+    let right = normed_linear(&mut net, stream, "right", ty, &mut rng);
+    let out = net.same(Op::Add, &[left, right]);
+    net.check(out, steps, "residual stream read under two norms");
+}
+
+/// A linear of `inner` inputs adding the residual stream of `cols`.
+fn residual_stream(
+    net: &mut Net,
+    (cols, inner): (usize, usize),
+    ty: GgmlType,
+    rng: &mut SplitMix64,
+) -> NodeId {
+    let a = net.input("a", inner, rng);
+    let x = net.input("x", cols, rng);
+    let weight = net.weight(Tensor::random("o", ty, cols, inner, rng));
+    let op = Op::Linear {
+        weights: vec![weight],
+        prologue: None,
+        epilogue: vec![Epilogue::Residual],
+    };
+    net.op(op, rows(cols), &[a, x])
+}
+
+/// A linear of `n_rows` rows reading `x` through a norm prologue of its own.
+fn normed_linear(
+    net: &mut Net,
+    x: NodeId,
+    name: &str,
+    (ty, n_rows): (GgmlType, usize),
+    rng: &mut SplitMix64,
+) -> NodeId {
+    let cols = net.graph.node(x).ty.row_len().unwrap();
+    let norm = Tensor::random(&format!("{name}.norm"), GgmlType::F32, 1, cols, rng);
+    let norm = net.weight(norm);
+    let weight = net.weight(Tensor::random(name, ty, n_rows, cols, rng));
+    let op = Op::Linear {
+        weights: vec![weight],
+        prologue: Some(NormPrologue {
+            eps: 1e-5,
+            weight: norm,
+        }),
+        epilogue: Vec::new(),
+    };
+    let ty = TensorType::f32(&[net.graph.node(x).ty.shape[0], Dim::Fixed(n_rows)]);
+    net.op(op, ty, &[x])
+}
+
 #[test]
 fn matmul_prefill_of_every_type() {
     let mut rng = rng("matmul_prefill_of_every_type");

@@ -78,13 +78,28 @@ fn every_module_validates_and_translates() {
             for fold in 0..3 {
                 for quads in [1, 2, 4] {
                     for (round_x, threads) in [(false, 64), (true, 64), (false, 128), (true, 128)] {
-                        let kernel = DecodeKernel {
-                            fold,
-                            quads,
-                            round_x,
-                            threads,
+                        // Runs are exchanged only with x in 8 bits.
+                        let runs: &[(bool, bool, bool)] = if round_x {
+                            &[
+                                (false, false, false),
+                                (true, true, true),
+                                (false, true, false),
+                            ]
+                        } else {
+                            &[(false, false, false)]
                         };
-                        specialisations.push(Specialisation::Decode(kernel).constants());
+                        for &(read_runs, write_runs, runs_normed) in runs {
+                            let kernel = DecodeKernel {
+                                fold,
+                                quads,
+                                round_x,
+                                threads,
+                                read_runs,
+                                write_runs,
+                                runs_normed,
+                            };
+                            specialisations.push(Specialisation::Decode(kernel).constants());
+                        }
                     }
                 }
             }

@@ -66,24 +66,28 @@ const FOLD_GATED: u32 = 2u;
 // (Binding 10 is the tensor-core kernel's, matmul_coop.wgsl.)
 // x rounded to 8 bits by the kernel that made it (READ_RUNS), and this kernel's output
 // rounded so for the next (WRITE_RUNS): a record a run of 8 values, column c in run
-// c / 8, holding the run's two words, its scale's bits and the sum of its rounded
-// values (`XQ8`'s, one run).
+// c / 8, holding the run's two words and the bits of its scale and of the sum of its
+// values' squares (before the reader's norm weight, which the rounded values include).
 @group(0) @binding(11) var<storage, read> x_runs: array<vec4<u32>>;
 @group(0) @binding(12) var<storage, read_write> out_runs: array<vec4<u32>>;
+// The reader's norm weight, four values a load, where its kernel folds a norm
+// prologue (RUNS_NORMED).
+@group(0) @binding(13) var<storage, read> runs_norm4: array<vec4<f32>>;
 
 fn x_at(t: u32, k: u32) -> f32 {
     let row = select(t, step.tokens - 1u, p.x_last_row == 1u);
     return x[row * p.x_stride + p.x_offset + k];
 }
 
-// Writes output value (t, c), the residual added.
-fn store(t: u32, c: u32, value: f32) {
+// Writes output value (t, c), the residual added, and returns what it wrote.
+fn store(t: u32, c: u32, value: f32) -> f32 {
     let at = t * p.out_len + p.first_row + c;
     var v = value;
     if p.residual == 1u {
         v += residual[at];
     }
     out[at] = v;
+    return v;
 }
 
 // The 32 values of x[0, :] a slice of a weight row multiplies (see `columns32`): four
@@ -186,12 +190,18 @@ fn rounded_q8(x: X32) -> XQ8 {
     q.lo = vec4<u32>(q8_word(x.a, inv.x), q8_word(x.b, inv.x), q8_word(x.c, inv.y), q8_word(x.d, inv.y));
     q.hi = vec4<u32>(q8_word(x.e, inv.z), q8_word(x.f, inv.z), q8_word(x.g, inv.w), q8_word(x.h, inv.w));
     q.scales = select(vec4<f32>(0.0), power_of_two(127 + e), used);
-    q.sums = run_dots(vec4<u32>(0x01010101u), vec4<u32>(0x01010101u), q);
+    q.sums = rounded_sums(q);
     return q;
 }
 
-// The runs of x at `starts` as the kernel that made x rounded them (`x_runs`).
-fn stored_q8(starts: vec4<u32>) -> XQ8 {
+// The runs of x at `starts` as the kernel that made x rounded them (`x_runs`), and
+// the sum of their squares.
+struct StoredRuns {
+    q: XQ8,
+    squares: f32,
+}
+
+fn stored_runs(starts: vec4<u32>) -> StoredRuns {
     let at = starts / 8u;
     let r0 = x_runs[at.x];
     let r1 = x_runs[at.y];
@@ -201,17 +211,29 @@ fn stored_q8(starts: vec4<u32>) -> XQ8 {
     q.lo = vec4<u32>(r0.x, r0.y, r1.x, r1.y);
     q.hi = vec4<u32>(r2.x, r2.y, r3.x, r3.y);
     q.scales = bitcast<vec4<f32>>(vec4<u32>(r0.z, r1.z, r2.z, r3.z));
-    q.sums = bitcast<vec4<i32>>(vec4<u32>(r0.w, r1.w, r2.w, r3.w));
-    return q;
+    q.sums = rounded_sums(q);
+    let squares = bitcast<vec4<f32>>(vec4<u32>(r0.w, r1.w, r2.w, r3.w));
+    return StoredRuns(q, dot(squares, vec4<f32>(1.0)));
 }
 
-// The record of `out_runs` for one run of 8 values, `lo` then `hi`.
-fn run_record(lo: vec4<f32>, hi: vec4<f32>) -> vec4<u32> {
+// The record of `out_runs` for the run of 8 values `lo`, `hi` from `column`: rounded
+// as the reading kernel's `x32` and `rounded_q8` would round them.
+fn run_record(lo: vec4<f32>, hi: vec4<f32>, column: u32) -> vec4<u32> {
     var run: X32;
     run.a = lo;
     run.b = hi;
+    if RUNS_NORMED {
+        run.a = lo * runs_norm4[column / 4u];
+        run.b = hi * runs_norm4[column / 4u + 1u];
+    }
     let q = rounded_q8(run);
-    return vec4<u32>(q.lo.x, q.lo.y, bitcast<u32>(q.scales.x), bitcast<u32>(q.sums.x));
+    let squares = dot(lo, lo) + dot(hi, hi);
+    return vec4<u32>(q.lo.x, q.lo.y, bitcast<u32>(q.scales.x), bitcast<u32>(squares));
+}
+
+// Each run's Σ round(x / scale).
+fn rounded_sums(q: XQ8) -> vec4<i32> {
+    return run_dots(vec4<u32>(0x01010101u), vec4<u32>(0x01010101u), q);
 }
 
 // Each run's Σ w · round(x / scale) for 8 words of weights as signed bytes, in the
@@ -299,16 +321,19 @@ fn folded(fold: u32, rows: vec4<u32>, v: vec4<f32>) -> vec4<f32> {
 // as it stores; 1, 2 or 4 groups of rows, more where a matrix has rows enough to keep
 // the device busy with fewer workgroups (x's loads and rounding then serve more rows);
 // x in 8 bits (`XQ8`), where the session asks for it; and 64 or 128 invocations, more
-// where long rows give each of them slices to load. With x in 8 bits, a gated kernel
-// of four groups (its 8 outputs one run) also stores them rounded (WRITE_RUNS), and the
-// kernel after it loads those runs instead of x (READ_RUNS): x is rounded once, not
-// in every workgroup that reads it.
+// where long rows give each of them slices to load. With x in 8 bits, a kernel whose
+// output the next one reads whole also stores it rounded, in runs of 8 (WRITE_RUNS;
+// a gated kernel of four groups makes one run, another two groups a run), times the
+// reader's norm weight where the reader folds a norm (RUNS_NORMED), and the reader
+// loads those runs instead of x (READ_RUNS): x is rounded once, not in every workgroup
+// that reads it.
 override FOLD: u32 = FOLD_NONE;
 override QUADS: u32 = 1u;
 override ROUND_X: bool = false;
 override THREADS: u32 = 64u;
 override READ_RUNS: bool = false;
 override WRITE_RUNS: bool = false;
+override RUNS_NORMED: bool = false;
 
 // Sized by THREADS, not by the most it takes: with arrays for 128 the kernels of 64
 // lost a fifth (gate+up 44.7 → 54.0 µs on an H100), likely through fewer workgroups
@@ -319,8 +344,8 @@ var<workgroup> partial_squares: array<f32, THREADS>;
 // Each group's sums, and the sum of squares of x.
 var<workgroup> quad_sums: array<vec4<f32>, 4>;
 var<workgroup> squares_sum: f32;
-// WRITE_RUNS: the workgroup's 8 outputs.
-var<workgroup> run_values: array<f32, 8>;
+// WRITE_RUNS: the workgroup's outputs.
+var<workgroup> run_values: array<f32, 16>;
 
 @compute @workgroup_size(THREADS)
 fn matmul_decode(
@@ -346,7 +371,9 @@ fn matmul_decode(
         var x: X32;
         var xq: XQ8;
         if READ_RUNS {
-            xq = stored_q8(columns32(g));
+            let stored = stored_runs(columns32(g));
+            xq = stored.q;
+            squares += stored.squares;
         } else {
             x = x32(columns32(g));
             squares += x.squares;
@@ -384,19 +411,24 @@ fn matmul_decode(
         let gated = i < 2u && rows.x < p.pair_span;
         let stored = select(rows[i] < p.rows, gated, FOLD == FOLD_GATED);
         if stored {
-            store(0u, rows[i], values[i]);
+            let value = store(0u, rows[i], values[i]);
             if WRITE_RUNS {
-                run_values[2u * q + i] = values[i];
+                // A gated group's two outputs, another's four, in order.
+                run_values[select(4u * q + i, 2u * q + i, FOLD == FOLD_GATED)] = value;
             }
         }
     }
     if WRITE_RUNS {
         workgroupBarrier();
-        let first = quad_rows(first_quad).x;
-        if lid == 0u && first < p.pair_span {
-            let lo = vec4<f32>(run_values[0], run_values[1], run_values[2], run_values[3]);
-            let hi = vec4<f32>(run_values[4], run_values[5], run_values[6], run_values[7]);
-            out_runs[first / 8u] = run_record(lo, hi);
+        // Lane r rounds run r of the workgroup's (the executor has rows end on a whole run).
+        let gated = FOLD == FOLD_GATED;
+        let runs = select(QUADS / 2u, 1u, gated);
+        let column = quad_rows(first_quad).x + 8u * lid;
+        if lid < runs && column < select(p.rows, p.pair_span, gated) {
+            let at = 8u * lid;
+            let lo = vec4<f32>(run_values[at], run_values[at + 1u], run_values[at + 2u], run_values[at + 3u]);
+            let hi = vec4<f32>(run_values[at + 4u], run_values[at + 5u], run_values[at + 6u], run_values[at + 7u]);
+            out_runs[column / 8u] = run_record(lo, hi, column);
         }
     }
 }

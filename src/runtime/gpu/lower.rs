@@ -38,9 +38,18 @@ pub(super) struct View {
     pub offset: u32,
     pub stride: u32,
     pub last_row: bool,
-    /// The one-token step's row in 8 bits, as the kernel that made it rounded it
-    /// (`RUN_RECORD_BYTES`), where it did: only a whole row from its first column.
-    pub runs: Option<ActivationId>,
+    /// The one-token step's row in 8 bits, as the kernel that made it rounded it,
+    /// where it did: only a whole row from its first column.
+    pub runs: Option<Runs>,
+}
+
+/// An activation's row rounded to 8 bits by the decode kernel that made it: records of
+/// `RUN_RECORD_BYTES` a run of 8 values, which were multiplied by the weight of the
+/// norm prologue `norm` (its readers') before they were rounded, where there is one.
+#[derive(Clone)]
+pub(super) struct Runs {
+    pub activation: ActivationId,
+    pub norm: Option<String>,
 }
 
 impl View {
@@ -95,6 +104,8 @@ pub(super) struct Loader<'a> {
     activations: Vec<u64>,
     /// Weight bytes uploaded of those the graph reads.
     pub progress: Option<UploadProgress>,
+    /// Norm weights uploaded, by name.
+    norms: HashMap<String, wgpu::Buffer>,
     /// Matmul dispatches whose decode kernel loads x as the kernel before it rounded it.
     pub runs_read: usize,
 }
@@ -122,6 +133,7 @@ impl<'a> Loader<'a> {
             allocated: 0,
             activations: Vec::new(),
             progress: None,
+            norms: HashMap::new(),
             runs_read: 0,
         }
     }
@@ -251,6 +263,16 @@ impl<'a> Loader<'a> {
         gguf.tensor_data(name)
             .map(|(_, bytes)| bytes)
             .ok_or_else(|| RunError::MissingWeight(name.to_string()).into())
+    }
+
+    /// A norm's weight vector (`vectors`), uploaded once however many kernels read it.
+    fn norm(&mut self, w: &Weight) -> Result<wgpu::Buffer, GpuError> {
+        if let Some(buffer) = self.norms.get(&w.name) {
+            return Ok(buffer.clone());
+        }
+        let buffer = self.vectors(&[w], &[])?;
+        self.norms.insert(w.name.clone(), buffer.clone());
+        Ok(buffer)
     }
 
     /// Weight vectors (norms'), dequantised to f32 as the CPU interpreter keeps them,
@@ -1126,6 +1148,10 @@ impl NodeLowering<'_> {
         let label = node.label.as_str();
         let rows = Rows::of(node.ty.shape[0]);
         let x = self.input(0)?;
+        // x's runs, where its kernel rounded them for this linear's prologue (or none).
+        let reader_norm = prologue.map(|p| p.weight.name.as_str());
+        let x_runs = x.runs.as_ref().filter(|r| r.norm.as_deref() == reader_norm);
+        let x_runs = x_runs.map(|r| r.activation);
         let cols = weights[0].cols;
         if weights.iter().any(|w| w.cols != cols) || x.len as usize != cols {
             return Err(self.unsupported("weights and input disagree on the row length"));
@@ -1183,15 +1209,28 @@ impl NodeLowering<'_> {
         };
         let decode_needs_no_epilogue = fold.is_some();
         let decode = fold.unwrap_or(PLAIN);
-        // With x in 8 bits, a gated linear's kernel also stores its output's runs
-        // rounded, and a linear reading them whole loads those.
-        let int8 = l.options.decode_input == DecodeInput::Int8;
-        let runs = if int8 && decode.fold == fold::FOLD_GATED && (raw_len / 2) % 8 == 0 {
-            let records = raw_len / 2 / INT8_RUN;
-            let elements = records * RUN_RECORD_BYTES / 4;
-            Some(l.activation(&format!("{label} (8-bit runs)"), elements)?)
-        } else {
-            None
+        let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
+        let len = if gated { raw_len / 2 } else { raw_len };
+        // With x in 8 bits, the kernel also stores its output's runs rounded for the
+        // decode matmuls that read it whole, where it makes whole runs of the final
+        // values (one dispatch that folds its epilogue or has none but the residual).
+        let whole_runs = l.options.decode_input == DecodeInput::Int8
+            && decode_needs_no_epilogue
+            && matches!(decode.fold, fold::FOLD_NONE | fold::FOLD_GATED)
+            && parts == [(0, raw_len)]
+            && len.is_multiple_of(INT8_RUN);
+        let (runs, runs_norm) = match self.readers_norm().filter(|_| whole_runs) {
+            Some(norm) => {
+                let elements = len / INT8_RUN * RUN_RECORD_BYTES / 4;
+                let activation = l.activation(&format!("{label} (8-bit runs)"), elements)?;
+                let buffer = match norm {
+                    Some(w) => Some(l.norm(w)?),
+                    None => None,
+                };
+                let norm = norm.map(|w| w.name.clone());
+                (Some(Runs { activation, norm }), buffer)
+            }
+            None => (None, None),
         };
         let rope_table = if decode.rope_table.is_empty() {
             l.unused()
@@ -1225,26 +1264,27 @@ impl NodeLowering<'_> {
                 Source::Buffer(rope_table.clone()),
                 // x in f16, where the tensor-core kernel runs (`Loader::matmul`).
                 Source::Buffer(l.unused_writable()),
-                bound(&x.runs),
-                match runs {
-                    Some(runs) => Source::Activation(runs),
+                bound(&x_runs),
+                match &runs {
+                    Some(runs) => Source::Activation(runs.activation),
                     None => Source::Buffer(l.unused_writable()),
                 },
+                Source::Buffer(runs_norm.clone().unwrap_or_else(|| l.unused())),
             ];
             let matrix = DecodeMatrix {
                 rows: part.rows as u32,
                 cols: cols as u32,
                 ty,
                 prologue: eps.is_some(),
-                x_rounded: x.runs.is_some(),
+                x_rounded: x_runs.is_some(),
                 rounds_output: runs.is_some(),
+                runs_normed: runs_norm.is_some(),
             };
             let params = Params::new(&words);
             l.matmul(label, params, (matrix, rows), sources, decode.fold)?;
             l.reads(WeightRead::matmul(part));
             l.runs_read += usize::from(matrix.x_rounded);
         }
-        let gated = epilogue.iter().any(|s| matches!(s, Epilogue::Gated { .. }));
         if !epilogue.is_empty() && !inline_residual {
             self.epilogue(epilogue, rows, raw_len as u32, out, l)?;
             if decode_needs_no_epilogue {
@@ -1252,12 +1292,38 @@ impl NodeLowering<'_> {
                 l.runs_in(Steps::SeveralRows);
             }
         }
-        let len = if gated { raw_len / 2 } else { raw_len };
         Ok(Value::Activation(View {
             len: len as u32,
             runs,
             ..View::whole(out, rows, raw_len as u32)
         }))
+    }
+
+    /// The norm weight that every linear reading this node's output as x (through
+    /// last-row views) folds in, `None` for linears without a prologue, where they agree
+    /// and there is one at least: what the node's kernel rounds its output's runs for.
+    fn readers_norm(&self) -> Option<Option<&Weight>> {
+        let mut readers = Vec::new();
+        let mut pending = vec![self.id];
+        while let Some(id) = pending.pop() {
+            for reader in self.graph.consumers(id) {
+                let as_x = self.graph.inputs(reader)[0] == id;
+                match &self.graph.node(reader).op {
+                    Op::LastRow => pending.push(reader),
+                    Op::Linear { prologue, .. } if as_x => {
+                        readers.push(prologue.as_ref().map(|p| &p.weight));
+                    }
+                    Op::MatMul { .. } if as_x => readers.push(None),
+                    _ => {}
+                }
+            }
+        }
+        let name = |w: Option<&Weight>| w.map(|w| w.name.clone());
+        let first = *readers.first()?;
+        readers
+            .iter()
+            .all(|&r| name(r) == name(first))
+            .then_some(first)
     }
 
     /// A linear's norm prologue over its input `x`: the normalised rows (whole), the
@@ -1273,7 +1339,7 @@ impl NodeLowering<'_> {
         let rows = if x.last_row { Rows::Fixed(1) } else { x.rows };
         let len = x.len;
         let src = l.whole(&label, x)?;
-        let weight = l.vectors(&[&p.weight], &[])?;
+        let weight = l.norm(&p.weight)?;
         let normed = l.activation(&label, max_rows(rows, l.options) * len as usize)?;
         l.dispatch(
             &label,

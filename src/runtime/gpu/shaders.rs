@@ -14,6 +14,8 @@ use crate::gguf::GgmlType;
 use crate::graph::{Graph, Op};
 use crate::runtime::{DecodeInput, KvType};
 
+use super::fold::FOLD_GATED;
+
 /// The variable naming a directory of module files that replace the built-in ones.
 pub const WGSL_DIR_VARIABLE: &str = "RUSTORCH_WGSL_DIR";
 
@@ -74,8 +76,10 @@ pub struct DecodeKernel {
     pub threads: u32,
     /// x's runs loaded as its producer rounded them (`READ_RUNS`).
     pub read_runs: bool,
-    /// The output's runs stored rounded for the next kernel (`WRITE_RUNS`).
+    /// The output's runs stored rounded for the next kernel (`WRITE_RUNS`), times the
+    /// reader's norm weight (`RUNS_NORMED`).
     pub write_runs: bool,
+    pub runs_normed: bool,
 }
 
 /// The matrix a decode matmul multiplies x by, as far as its specialisation depends
@@ -87,19 +91,22 @@ pub struct DecodeMatrix {
     pub ty: GgmlType,
     /// Whether the kernel applies the linear's norm prologue itself.
     pub prologue: bool,
-    /// x in 8 bits comes rounded by the kernel that made it ([`RUN_RECORD_BYTES`]): x is
-    /// a gated linear's output.
+    /// x in 8 bits comes rounded by the kernel that made it ([`RUN_RECORD_BYTES`]).
     pub x_rounded: bool,
-    /// The gated linear whose output the next decode matmul reads rounded: with x in 8
-    /// bits its kernel rounds and stores each run of 8 outputs once.
+    /// The output is read whole by decode matmuls: with x in 8 bits the kernel rounds
+    /// and stores each run of 8 outputs once for them.
     pub rounds_output: bool,
+    /// Those readers fold a norm prologue: the stored runs are the outputs times its
+    /// weight.
+    pub runs_normed: bool,
 }
 
 /// Where x in 8 bits is rounded once, by the kernel that makes it, rather than in
-/// every workgroup of every matmul that reads it: a gated linear's output, which a
-/// workgroup of four groups of rows makes a whole run of 8 of (wgsl/matmul.wgsl's
-/// `out_runs`), read by the one linear after it (`x_runs`). A record of 16 bytes a
-/// run, stored beside the f32 output that longer steps and other kernels read.
+/// every workgroup of every matmul that reads it: a record of 16 bytes a run of 8
+/// outputs (wgsl/matmul.wgsl's `out_runs`), which the kernel's workgroup makes whole
+/// (a gated one of four groups of rows, another of two groups a run), read by the
+/// matmuls after it (`x_runs`). The records lie beside the f32 output, which longer
+/// steps and other kernels read.
 pub const RUN_RECORD_BYTES: usize = 16;
 
 /// Workgroups a decode matmul of Q4_0 or Q4_K weights keeps when it takes more than
@@ -130,14 +137,18 @@ impl DecodeKernel {
         let write_runs = round_x && matrix.rounds_output;
         let compact = matches!(matrix.ty, GgmlType::Q4_0 | GgmlType::Q4K);
         let most = if round_x { 4 } else { 2 };
+        // A workgroup storing runs makes whole ones: 8 gated outputs take four groups.
+        let least = match (write_runs, fold) {
+            (false, _) => 1,
+            (true, FOLD_GATED) => 4,
+            (true, _) => 2,
+        };
         let quads = [4, 2]
             .into_iter()
-            .find(|&q| {
-                let wide = compact && q <= most && matrix.rows / (4 * q) >= WIDE_GROUPS;
-                wide || write_runs
-            })
-            .unwrap_or(1);
-        let long = quads == 1
+            .find(|&q| compact && q <= most && matrix.rows / (4 * q) >= WIDE_GROUPS)
+            .unwrap_or(1)
+            .max(least);
+        let long = (quads == 1 || write_runs)
             && !matrix.prologue
             && matrix.cols >= LONG_ROWS
             && (round_x || matrix.ty == GgmlType::Q4_0);
@@ -148,6 +159,7 @@ impl DecodeKernel {
             threads: if long { 128 } else { 64 },
             read_runs: round_x && matrix.x_rounded,
             write_runs,
+            runs_normed: write_runs && matrix.runs_normed,
         }
     }
 
@@ -155,7 +167,7 @@ impl DecodeKernel {
         4 * self.quads
     }
 
-    pub fn constants(self) -> [(&'static str, f64); 6] {
+    pub fn constants(self) -> [(&'static str, f64); 7] {
         let flag = |on: bool| f64::from(u8::from(on));
         [
             ("FOLD", f64::from(self.fold)),
@@ -164,6 +176,7 @@ impl DecodeKernel {
             ("THREADS", f64::from(self.threads)),
             ("READ_RUNS", flag(self.read_runs)),
             ("WRITE_RUNS", flag(self.write_runs)),
+            ("RUNS_NORMED", flag(self.runs_normed)),
         ]
     }
 }
@@ -308,9 +321,11 @@ impl Module {
             Module::Embed(_) => &[Read, ReadWrite],
             // weights, x, residual, out, x as vec4, weights as vec4, norm weight as vec4,
             // a folded rotation's inverse frequencies, x rounded to f16 (the tensor-core
-            // kernels'), x's and the output's runs in 8 bits (`RUN_RECORD_BYTES`)
+            // kernels'), x's and the output's runs in 8 bits (`RUN_RECORD_BYTES`) and
+            // the norm weight of the output's readers
             Module::Matmul(_) => &[
                 Read, Read, Read, ReadWrite, Read, Read, Read, Read, ReadWrite, Read, ReadWrite,
+                Read,
             ],
             // norm weights, residual, rows
             Module::Epilogue | Module::Elementwise | Module::Attention(_) => {
@@ -486,6 +501,7 @@ mod tests {
             prologue,
             x_rounded: false,
             rounds_output: false,
+            runs_normed: false,
         };
         let kernel = |m, input| DecodeKernel::new(0, m, input);
         let quads = |rows, ty, input| kernel(matrix(rows, 4096, ty, true), input).quads;
@@ -518,12 +534,14 @@ mod tests {
                 ("THREADS", 64.0),
                 ("READ_RUNS", 0.0),
                 ("WRITE_RUNS", 0.0),
+                ("RUNS_NORMED", 0.0),
             ]
         );
     }
 
     /// A gated kernel that stores its output's runs takes four groups (8 outputs, one
-    /// run) whatever its type and rows, and only with x in 8 bits; so does the one
+    /// run) whatever its type and rows, another two groups at least (and 128
+    /// invocations for long rows as before), and only with x in 8 bits; so does the one
     /// that loads them.
     #[test]
     fn only_decode_kernels_in_8_bits_exchange_rounded_runs() {
@@ -534,23 +552,31 @@ mod tests {
             prologue: true,
             x_rounded: false,
             rounds_output: true,
+            runs_normed: false,
         };
-        let down = DecodeMatrix {
-            rows: 576,
-            cols: 1536,
-            prologue: false,
-            x_rounded: true,
-            rounds_output: false,
-            ..gated
-        };
-        let int8 = DecodeKernel::new(2, gated, DecodeInput::Int8);
-        assert!(int8.write_runs && !int8.read_runs);
+        let int8 = DecodeKernel::new(FOLD_GATED, gated, DecodeInput::Int8);
+        assert!(int8.write_runs && !int8.read_runs && !int8.runs_normed);
         assert_eq!(int8.rows_per_group(), 16);
-        let f32 = DecodeKernel::new(2, gated, DecodeInput::F32);
+        let f32 = DecodeKernel::new(FOLD_GATED, gated, DecodeInput::F32);
         assert!(!f32.write_runs);
         assert_eq!(f32.rows_per_group(), 4);
-        assert!(DecodeKernel::new(0, down, DecodeInput::Int8).read_runs);
-        assert!(!DecodeKernel::new(0, down, DecodeInput::F32).read_runs);
+        // Mistral-7B's down projection: it reads the gated runs and stores the residual
+        // stream's for the next layer's normed Q+K+V.
+        let down = DecodeMatrix {
+            rows: 4096,
+            cols: 14336,
+            ty: GgmlType::Q6K,
+            prologue: false,
+            x_rounded: true,
+            rounds_output: true,
+            runs_normed: true,
+        };
+        let int8 = DecodeKernel::new(0, down, DecodeInput::Int8);
+        assert!(int8.read_runs && int8.write_runs && int8.runs_normed);
+        assert_eq!((int8.rows_per_group(), int8.threads), (8, 128));
+        let f32 = DecodeKernel::new(0, down, DecodeInput::F32);
+        assert!(!f32.read_runs && !f32.write_runs && !f32.runs_normed);
+        assert_eq!(f32.rows_per_group(), 4);
     }
 
     /// Each constant that a kernel and the executor both need has one value on both sides.
