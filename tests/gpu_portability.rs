@@ -77,29 +77,47 @@ fn every_module_validates_and_translates() {
         if matches!(module, Module::Matmul(_)) {
             for fold in 0..3 {
                 for quads in [1, 2, 4] {
-                    for (round_x, threads) in [(false, 64), (true, 64), (false, 128), (true, 128)] {
-                        // Runs are exchanged only with x in 8 bits.
-                        let runs: &[(bool, bool, bool)] = if round_x {
-                            &[
-                                (false, false, false),
-                                (true, true, true),
-                                (false, true, false),
-                            ]
-                        } else {
-                            &[(false, false, false)]
-                        };
-                        for &(read_runs, write_runs, runs_normed) in runs {
-                            let kernel = DecodeKernel {
-                                fold,
-                                quads,
-                                round_x,
-                                threads,
-                                read_runs,
-                                write_runs,
-                                runs_normed,
-                            };
-                            specialisations.push(Specialisation::Decode(kernel).constants());
+                    let plain = DecodeKernel {
+                        fold,
+                        quads,
+                        round_x: false,
+                        threads: 64,
+                        read_runs: false,
+                        write_runs: false,
+                        runs_normed: false,
+                        teams: false,
+                    };
+                    // Runs are exchanged only with x in 8 bits.
+                    let int8 = DecodeKernel {
+                        round_x: true,
+                        ..plain
+                    };
+                    let runs = DecodeKernel {
+                        read_runs: true,
+                        write_runs: true,
+                        runs_normed: true,
+                        ..int8
+                    };
+                    let gated_runs = DecodeKernel {
+                        write_runs: true,
+                        ..int8
+                    };
+                    let mut kernels = Vec::new();
+                    for threads in [64, 128] {
+                        for kernel in [plain, int8, runs, gated_runs] {
+                            kernels.push(DecodeKernel { threads, ..kernel });
                         }
+                    }
+                    if quads > 1 {
+                        let threads = 256;
+                        kernels.push(DecodeKernel {
+                            threads,
+                            teams: true,
+                            ..runs
+                        });
+                    }
+                    for kernel in kernels {
+                        specialisations.push(Specialisation::Decode(kernel).constants());
                     }
                 }
             }

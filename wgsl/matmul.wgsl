@@ -334,6 +334,10 @@ override THREADS: u32 = 64u;
 override READ_RUNS: bool = false;
 override WRITE_RUNS: bool = false;
 override RUNS_NORMED: bool = false;
+// Each group of rows computed by a team of THREADS / QUADS invocations of its own
+// rather than by all of them: a workgroup making a run of 8 plain outputs (two
+// groups) keeps as many invocations on each row as one group would.
+override TEAMS: bool = false;
 
 // Sized by THREADS, not by the most it takes: with arrays for 128 the kernels of 64
 // lost a fifth (gate+up 44.7 → 54.0 µs on an H100), likely through fewer workgroups
@@ -355,19 +359,23 @@ fn matmul_decode(
 ) {
     let first_quad = QUADS * workgroup_index(wid, nwg);
     let stride = row_bytes(p.cols);
+    // With TEAMS, team k of the invocations computes group k alone.
+    let team_size = select(THREADS, THREADS / QUADS, TEAMS);
+    let team = lid / team_size;
     // Rows past the last repeat it (their sums are never stored): no branches, so all
     // rows' loads can be in flight together.
     let last = vec4<u32>(p.rows - 1u);
-    let at0 = min(quad_rows(first_quad), last) * stride;
+    let at0 = min(quad_rows(first_quad + team), last) * stride;
     let at1 = min(quad_rows(first_quad + 1u), last) * stride;
     let at2 = min(quad_rows(first_quad + 2u), last) * stride;
     let at3 = min(quad_rows(first_quad + 3u), last) * stride;
+    let every_group = !TEAMS;
     var acc0 = vec4<f32>();
     var acc1 = vec4<f32>();
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
     var squares = 0.0;
-    for (var g = lid; g < p.cols / 32u; g += THREADS) {
+    for (var g = lid % team_size; g < p.cols / 32u; g += team_size) {
         var x: X32;
         var xq: XQ8;
         if READ_RUNS {
@@ -382,17 +390,21 @@ fn matmul_decode(
             }
         }
         acc0 += quad_dots(at0, g, x, xq);
-        if QUADS > 1u {
+        if QUADS > 1u && every_group {
             acc1 += quad_dots(at1, g, x, xq);
         }
-        if QUADS > 2u {
+        if QUADS > 2u && every_group {
             acc2 += quad_dots(at2, g, x, xq);
             acc3 += quad_dots(at3, g, x, xq);
         }
     }
-    reduce_quads(acc0, acc1, squares, 0u, lid);
-    if QUADS > 2u {
-        reduce_quads(acc2, acc3, 0.0, 2u, lid);
+    if TEAMS {
+        reduce_teams(acc0, squares, lid);
+    } else {
+        reduce_quads(acc0, acc1, squares, 0u, lid);
+        if QUADS > 2u {
+            reduce_quads(acc2, acc3, 0.0, 2u, lid);
+        }
     }
     workgroupBarrier();
     // Lane 4q + i stores row i of group q, each computing the folded epilogue of all
@@ -459,6 +471,29 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
         if q == 0u {
             squares_sum = partial_squares[0];
         }
+    }
+}
+
+// TEAMS: sums each team's group over the team into `quad_sums`, and the first
+// team's squares (every team's cover all of x) into `squares_sum`.
+fn reduce_teams(acc: vec4<f32>, squares: f32, lid: u32) {
+    let size = THREADS / QUADS;
+    let lane = lid % size;
+    partial[lid] = acc;
+    partial_squares[lid] = squares;
+    workgroupBarrier();
+    for (var half = size / 2u; half > 0u; half /= 2u) {
+        if lane < half {
+            partial[lid] += partial[lid + half];
+            partial_squares[lid] += partial_squares[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if lane == 0u {
+        quad_sums[lid / size] = partial[lid];
+    }
+    if lid == 0u {
+        squares_sum = partial_squares[0];
     }
 }
 
