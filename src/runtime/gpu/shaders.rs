@@ -146,15 +146,17 @@ impl DecodeKernel {
             (true, FOLD_GATED) => 4,
             (true, _) => 2,
         };
-        let quads = [4, 2]
+        let wide = [4, 2]
             .into_iter()
             .find(|&q| compact && q <= most && matrix.rows / (4 * q) >= WIDE_GROUPS)
-            .unwrap_or(1)
-            .max(least);
-        // Plain outputs take two groups a run: each gets a team of invocations, as
-        // many as one group alone would (measured: with all invocations on both,
-        // Mistral-7B's down projections took 25.9 → 30.3 µs on an H100).
-        let teams = write_runs && fold != FOLD_GATED;
+            .unwrap_or(1);
+        let quads = wide.max(least);
+        // Groups taken only to make whole runs get a team of invocations each, as many
+        // as one group alone would. Measured on an H100: with all invocations on every
+        // group, Mistral-7B's down projections took 25.9 → 30.3 µs and TinyLlama's
+        // gate+up 16.8 (teams: 14.8); Mistral's gate+up, four groups anyway, lost with
+        // teams (39.4 → 41.4).
+        let teams = quads > wide;
         let long = (quads == 1 || teams)
             && !matrix.prologue
             && matrix.cols >= LONG_ROWS
@@ -555,9 +557,9 @@ mod tests {
     }
 
     /// A gated kernel that stores its output's runs takes four groups (8 outputs, one
-    /// run) whatever its type and rows, another two groups at least, each with a team
-    /// of as many invocations as one group alone would take; and only with x in 8 bits,
-    /// as the kernel that loads them.
+    /// run) whatever its type and rows, another two groups at least; groups taken for
+    /// that alone get a team of as many invocations as one group would. Only with x
+    /// in 8 bits, as the kernel that loads them.
     #[test]
     fn only_decode_kernels_in_8_bits_exchange_rounded_runs() {
         let gated = DecodeMatrix {
@@ -570,8 +572,18 @@ mod tests {
             runs_normed: false,
         };
         let int8 = DecodeKernel::new(FOLD_GATED, gated, DecodeInput::Int8);
-        assert!(int8.write_runs && !int8.read_runs && !int8.runs_normed);
-        assert_eq!(int8.rows_per_group(), 16);
+        assert!(int8.write_runs && !int8.read_runs && !int8.runs_normed && int8.teams);
+        assert_eq!((int8.rows_per_group(), int8.threads), (16, 256));
+        // Mistral-7B's gate+up takes four groups anyway: no teams.
+        let mistral = DecodeMatrix {
+            rows: 28672,
+            cols: 4096,
+            ty: GgmlType::Q4K,
+            ..gated
+        };
+        let int8 = DecodeKernel::new(FOLD_GATED, mistral, DecodeInput::Int8);
+        assert!(int8.write_runs && !int8.teams);
+        assert_eq!((int8.rows_per_group(), int8.threads), (16, 64));
         let f32 = DecodeKernel::new(FOLD_GATED, gated, DecodeInput::F32);
         assert!(!f32.write_runs);
         assert_eq!(f32.rows_per_group(), 4);
