@@ -33,6 +33,9 @@ struct Params {
     k_stride: u32,
     v_offset: u32,
     v_stride: u32,
+    // 1: a decode step also stores its output rounded to 8 bits in `out_runs`, for the
+    // matmul that reads it (`run_record` in int8.wgsl).
+    write_runs: u32,
 }
 
 @group(0) @binding(1) var<uniform> p: Params;
@@ -45,6 +48,8 @@ struct Params {
 // A decode step's runs: two words (maximum, sum) per head and run, then each head and
 // run's head_dim weighted values.
 @group(0) @binding(8) var<storage, read_write> runs: array<f32>;
+// The output row in runs of 8 values, one record a run (`write_runs`).
+@group(0) @binding(9) var<storage, read_write> out_runs: array<vec4<u32>>;
 
 fn kv_row_len() -> u32 {
     return p.n_head_kv * p.head_dim;
@@ -279,6 +284,31 @@ fn write_out(row: u32, values: vec4<f32>, lid: u32) {
     }
 }
 
+// A decode step's head h: its output row `values` (an invocation's four, as
+// `write_out` takes them) also as runs of 8 rounded to 8 bits, where `write_runs` asks.
+// (Sized for the largest head: `attention_combine` is built with HEAD_DIM's default.)
+var<workgroup> head_row: array<f32, 256>;
+
+fn write_runs(h: u32, values: vec4<f32>, lid: u32) {
+    if p.write_runs == 0u {
+        return;
+    }
+    let at = own_values(lid);
+    let inside = own_inside(lid);
+    for (var i = 0u; i < 4u; i++) {
+        if inside[i] {
+            head_row[at[i]] = values[i];
+        }
+    }
+    workgroupBarrier();
+    if lid < p.head_dim / 8u {
+        let e = 8u * lid;
+        let lo = vec4<f32>(head_row[e], head_row[e + 1u], head_row[e + 2u], head_row[e + 3u]);
+        let hi = vec4<f32>(head_row[e + 4u], head_row[e + 5u], head_row[e + 6u], head_row[e + 7u]);
+        out_runs[(h * p.head_dim + e) / 8u] = run_record(lo, hi, dot(lo, lo) + dot(hi, hi));
+    }
+}
+
 // A step of several tokens: one workgroup of 128 per query head and tile of
 // `query_tile()` consecutive tokens, so that each key and value it loads serves every
 // query of the tile. Keys come `tile_keys()` at a time, staged in workgroup memory as
@@ -492,13 +522,15 @@ fn attention_split(
     }
     workgroupBarrier();
     let run = attend(kvh, lo, hi, lid);
-    // The first key group holds the values (see `attend`), pair lid a lane.
-    if lid >= value_lanes() {
-        return;
-    }
+    // The first key group holds the values (see `attend`), pair lid a lane; the lanes
+    // past it own no values (`own_inside`).
     // The only run: the output itself (the combine does not run).
     if len >= pos + 1u - first {
         write_out(h * p.head_dim, run.acc / run.sum, lid);
+        write_runs(h, run.acc / run.sum, lid);
+        return;
+    }
+    if lid >= value_lanes() {
         return;
     }
     if lid == 0u {
@@ -553,6 +585,7 @@ fn attention_combine(
             + run_scales[min(r + 3u, MAX_RUNS - 1u)] * run_values4(h, min(r + 3u, last), offsets);
     }
     write_out(h * p.head_dim, acc / sum, lid);
+    write_runs(h, acc / sum, lid);
 }
 
 // Head h's run r's values at `offsets` in its row.

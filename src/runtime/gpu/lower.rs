@@ -1214,23 +1214,18 @@ impl NodeLowering<'_> {
         // With x in 8 bits, the kernel also stores its output's runs rounded for the
         // decode matmuls that read it whole, where it makes whole runs of the final
         // values (one dispatch that folds its epilogue or has none but the residual).
-        let whole_runs = l.options.decode_input == DecodeInput::Int8
-            && decode_needs_no_epilogue
+        let whole_runs = decode_needs_no_epilogue
             && matches!(decode.fold, fold::FOLD_NONE | fold::FOLD_GATED)
-            && parts == [(0, raw_len)]
-            && len.is_multiple_of(INT8_RUN);
-        let (runs, runs_norm) = match self.readers_norm().filter(|_| whole_runs) {
-            Some(norm) => {
-                let elements = len / INT8_RUN * RUN_RECORD_BYTES / 4;
-                let activation = l.activation(&format!("{label} (8-bit runs)"), elements)?;
+            && parts == [(0, raw_len)];
+        let (runs, runs_norm) = match self.output_runs(len, true, l)? {
+            Some((runs, norm)) if whole_runs => {
                 let buffer = match norm {
                     Some(w) => Some(l.norm(w)?),
                     None => None,
                 };
-                let norm = norm.map(|w| w.name.clone());
-                (Some(Runs { activation, norm }), buffer)
+                (Some(runs), buffer)
             }
-            None => (None, None),
+            _ => (None, None),
         };
         let rope_table = if decode.rope_table.is_empty() {
             l.unused()
@@ -1297,6 +1292,32 @@ impl NodeLowering<'_> {
             runs,
             ..View::whole(out, rows, raw_len as u32)
         }))
+    }
+
+    /// With x in 8 bits, the runs in which the decode kernel making this node's output
+    /// (`len` values a row) also stores it rounded for the linears that read it, and
+    /// the norm weight they fold, if any (only where `normed`: the kernel can apply
+    /// one). `None` where there are no such readers.
+    fn output_runs(
+        &self,
+        len: usize,
+        normed: bool,
+        l: &mut Loader,
+    ) -> Result<Option<(Runs, Option<&Weight>)>, GpuError> {
+        let int8 = l.options.decode_input == DecodeInput::Int8;
+        let norm = match self.readers_norm() {
+            Some(norm) if int8 && len.is_multiple_of(INT8_RUN) && (normed || norm.is_none()) => {
+                norm
+            }
+            _ => return Ok(None),
+        };
+        let elements = len / INT8_RUN * RUN_RECORD_BYTES / 4;
+        let activation = l.activation(&format!("{} (8-bit runs)", self.label()), elements)?;
+        let runs = Runs {
+            activation,
+            norm: norm.map(|w| w.name.clone()),
+        };
+        Ok(Some((runs, norm)))
     }
 
     /// The norm weight that every linear reading this node's output as x (through
@@ -1450,6 +1471,9 @@ impl NodeLowering<'_> {
             &format!("{} runs", node.label),
             n_head * MAX_ATTENTION_RUNS * (2 + head_dim),
         )?;
+        let out_runs = self
+            .output_runs(out_len as usize, false, l)?
+            .map(|(runs, _)| runs);
         let params = || {
             Params::new(&[
                 n_head as u32,
@@ -1464,6 +1488,7 @@ impl NodeLowering<'_> {
                 k.stride,
                 v.offset,
                 v.stride,
+                u32::from(out_runs.is_some()),
             ])
         };
         let sources = vec![
@@ -1474,6 +1499,10 @@ impl NodeLowering<'_> {
             Source::Cache(v_cache),
             Source::Activation(out),
             Source::Activation(runs),
+            match &out_runs {
+                Some(runs) => Source::Activation(runs.activation),
+                None => Source::Buffer(l.unused_writable()),
+            },
         ];
         let module = Module::SelfAttention(l.options.kv_type);
         let heads = Grid::Groups {
@@ -1538,7 +1567,10 @@ impl NodeLowering<'_> {
             )?;
             l.runs_in(Steps::SeveralRows);
         }
-        Ok(Value::Activation(View::whole(out, Rows::Tokens, out_len)))
+        Ok(Value::Activation(View {
+            runs: out_runs,
+            ..View::whole(out, Rows::Tokens, out_len)
+        }))
     }
 }
 

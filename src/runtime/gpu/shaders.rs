@@ -29,6 +29,7 @@ const PRELUDE: &str = wgsl!("prelude.wgsl");
 const WEIGHTS: &str = wgsl!("weights.wgsl");
 const ACTIVATIONS: &str = wgsl!("activations.wgsl");
 const ROTARY: &str = wgsl!("rotary.wgsl");
+const INT8: &str = wgsl!("int8.wgsl");
 
 /// A kernel family, specialised by weight type where it reads weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -349,10 +350,11 @@ impl Module {
             }
             // x, weight, residual, out
             Module::RmsNorm => &[Read, Read, Read, ReadWrite],
-            // q, k, v, k cache, v cache, out, a decode step's runs
-            Module::SelfAttention(_) => {
-                &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-            }
+            // q, k, v, k cache, v cache, out, a decode step's runs, the output's runs in
+            // 8 bits (`RUN_RECORD_BYTES`)
+            Module::SelfAttention(_) => &[
+                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+            ],
             // in, out, the rotation's inverse frequencies
             Module::Rope | Module::KvShift(_) => &[Read, ReadWrite, Read],
             // logits, each chunk's best, the best
@@ -366,7 +368,7 @@ impl Module {
         let parts: Vec<&str> = match self {
             Module::Embed(ty) => [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("embed.wgsl")]].concat(),
             Module::Matmul(ty) => [
-                &[PRELUDE, WEIGHTS, ACTIVATIONS, ROTARY],
+                &[PRELUDE, WEIGHTS, ACTIVATIONS, ROTARY, INT8],
                 quant(ty),
                 dot32(ty),
                 &[wgsl!("matmul.wgsl")],
@@ -382,7 +384,7 @@ impl Module {
             }
             Module::Attention(kv) => vec![PRELUDE, cache_pairs(kv), wgsl!("attention.wgsl")],
             Module::SelfAttention(kv) => {
-                vec![PRELUDE, cache_pairs(kv), wgsl!("self_attention.wgsl")]
+                vec![PRELUDE, cache_pairs(kv), INT8, wgsl!("self_attention.wgsl")]
             }
             Module::TopK => vec![PRELUDE, wgsl!("top_k.wgsl")],
             Module::Copy => vec![PRELUDE, wgsl!("copy.wgsl")],
