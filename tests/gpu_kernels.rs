@@ -19,10 +19,12 @@ use rustorch::runtime::{argmax, top_k, DecodeInput, KvCache, KvType};
 use rustorch::synth::SplitMix64;
 
 const TOLERANCE: f64 = 1e-4;
-/// With x in 8 bits after a kernel's own arithmetic (an activation, a residual add), a
-/// value the GPU computes a few ulps from the CPU's may round a step apart: each such
-/// value moves the output by about 1e-4 (measured: 3.4e-4 over 4096 gated values).
-const INT8_CHAIN_TOLERANCE: f64 = 1e-3;
+/// With x in 8 bits after a kernel's own arithmetic (a matmul's sums, an activation, a
+/// residual add), a value the GPU computes a few ulps from the CPU's may round a step
+/// apart: each such value moves these tests' outputs by about 4e-4 (measured: up to
+/// 1.1e-3 over 4096 gated values). The faults they guard against move them by 5e-2 or
+/// more.
+const INT8_CHAIN_TOLERANCE: f64 = 5e-3;
 /// Kernels on tensor cores round W and x to f16 (a relative step of 2^-11).
 const F16_TOLERANCE: f64 = 2e-3;
 const CONTEXT: usize = 32;

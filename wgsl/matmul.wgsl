@@ -307,13 +307,9 @@ fn matmul_decode(
             acc3 += quad_dots(at3, g, x, xq);
         }
     }
-    if TEAMS {
-        reduce_teams(acc0, squares, lid);
-    } else {
-        reduce_quads(acc0, acc1, squares, 0u, lid);
-        if QUADS > 2u {
-            reduce_quads(acc2, acc3, 0.0, 2u, lid);
-        }
+    reduce_quads(acc0, acc1, squares, 0u, lid);
+    if QUADS > 2u && every_group {
+        reduce_quads(acc2, acc3, 0.0, 2u, lid);
     }
     workgroupBarrier();
     // Lane 4q + i stores row i of group q, each computing the folded epilogue of all
@@ -355,15 +351,19 @@ fn matmul_decode(
 }
 
 // Sums groups q and q + 1 (as far as QUADS goes) over the workgroup into `quad_sums`,
-// and for q = 0 the squares into `squares_sum`.
+// and for q = 0 the squares into `squares_sum`. With TEAMS, each team's one group over
+// the team into quad_sums[team], and the first team's squares (every team's cover all
+// of x).
 fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
-    let two = QUADS > 1u;
+    let size = select(THREADS, THREADS / QUADS, TEAMS);
+    let lane = lid % size;
+    let two = QUADS > 1u && !TEAMS;
     partial[lid] = a;
     partial_second[lid] = b;
     partial_squares[lid] = squares;
     workgroupBarrier();
-    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
-        if lid < half {
+    for (var half = size / 2u; half > 0u; half /= 2u) {
+        if lane < half {
             partial[lid] += partial[lid + half];
             if q == 0u {
                 partial_squares[lid] += partial_squares[lid + half];
@@ -374,35 +374,14 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
         }
         workgroupBarrier();
     }
-    if lid == 0u {
-        quad_sums[q] = partial[0];
-        quad_sums[q + 1u] = partial_second[0];
-        if q == 0u {
+    if lane == 0u {
+        quad_sums[q + lid / size] = partial[lid];
+        if two {
+            quad_sums[q + 1u] = partial_second[lid];
+        }
+        if q == 0u && lid == 0u {
             squares_sum = partial_squares[0];
         }
-    }
-}
-
-// TEAMS: sums each team's group over the team into `quad_sums`, and the first
-// team's squares (every team's cover all of x) into `squares_sum`.
-fn reduce_teams(acc: vec4<f32>, squares: f32, lid: u32) {
-    let size = THREADS / QUADS;
-    let lane = lid % size;
-    partial[lid] = acc;
-    partial_squares[lid] = squares;
-    workgroupBarrier();
-    for (var half = size / 2u; half > 0u; half /= 2u) {
-        if lane < half {
-            partial[lid] += partial[lid + half];
-            partial_squares[lid] += partial_squares[lid + half];
-        }
-        workgroupBarrier();
-    }
-    if lane == 0u {
-        quad_sums[lid / size] = partial[lid];
-    }
-    if lid == 0u {
-        squares_sum = partial_squares[0];
     }
 }
 

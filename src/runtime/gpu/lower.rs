@@ -1217,15 +1217,20 @@ impl NodeLowering<'_> {
         let whole_runs = decode_needs_no_epilogue
             && matches!(decode.fold, fold::FOLD_NONE | fold::FOLD_GATED)
             && parts == [(0, raw_len)];
-        let (runs, runs_norm) = match self.output_runs(len, true, l)? {
-            Some((runs, norm)) if whole_runs => {
+        let output_runs = if whole_runs {
+            self.output_runs(len, true, l)?
+        } else {
+            None
+        };
+        let (runs, runs_norm) = match output_runs {
+            Some((runs, norm)) => {
                 let buffer = match norm {
                     Some(w) => Some(l.norm(w)?),
                     None => None,
                 };
                 (Some(runs), buffer)
             }
-            _ => (None, None),
+            None => (None, None),
         };
         let rope_table = if decode.rope_table.is_empty() {
             l.unused()
