@@ -2,7 +2,7 @@
 // runs of 8 values and their integer dot products, shared by the matmul module and by
 // the kernels that store their output rounded for the matmul after them (`run_record`).
 
-// The 32 values of x[0, :] a slice of a weight row multiplies (see `columns32`): four
+// The 32 values of x[0, :] a slice of a weight row multiplies (the matmul's `columns32`): four
 // runs of 8, a b, c d, e f and g h, the sums of the first two runs and of the last
 // two, and (for a folded prologue) the sum of their squares before the norm weight.
 // Named vectors, not an array: drivers put dynamically indexed private arrays in slow
