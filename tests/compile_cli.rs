@@ -72,8 +72,9 @@ fn stats_dumps_and_plan() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// `--emit-wgsl DIR`: one file per module the model may build, each a complete module
-/// that naga validates as it stands.
+/// `--emit-wgsl DIR`: one file per module the model may build (and the decode matmul's
+/// variant for adapters with subgroups), each a complete module that naga validates as
+/// it stands.
 #[test]
 fn emitted_wgsl_modules_stand_alone() {
     let dir = tiny::scratch("emit-wgsl");
@@ -91,6 +92,7 @@ fn emitted_wgsl_modules_stand_alone() {
     names.sort();
     for expected in [
         "matmul_q8_0.wgsl",
+        "matmul_q8_0_subgroups.wgsl",
         "self_attention_f16.wgsl",
         "self_attention_f32.wgsl",
     ] {
@@ -100,12 +102,15 @@ fn emitted_wgsl_modules_stand_alone() {
         );
     }
     assert!(!names.iter().any(|n| n.starts_with("copy")), "{names:?}");
-    let caps =
-        naga::valid::Capabilities::default() | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    use naga::valid::Capabilities;
     for name in &names {
         let source = std::fs::read_to_string(out.join(name)).unwrap();
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+        let mut caps = Capabilities::default() | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        if name.ends_with("_subgroups.wgsl") {
+            caps |= Capabilities::SUBGROUP;
+        }
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));

@@ -4,7 +4,7 @@
 
 mod gpu_common;
 
-use gpu_common::{gpu, relative_l2, rng, tensor_core_gpu, Tensor, TestFile};
+use gpu_common::{gpu, gpu_without_subgroups, relative_l2, rng, tensor_core_gpu, Tensor, TestFile};
 use rustorch::gguf::GgmlType;
 use rustorch::graph::{
     CacheDecl, Cols, DType, Dim, Epilogue, Graph, NodeId, NormPrologue, Op, Rope, TensorType,
@@ -13,7 +13,7 @@ use rustorch::graph::{
 use rustorch::model::{Activation, RopeMode};
 use rustorch::runtime::cpu::{CpuInterpreter, RunError};
 use rustorch::runtime::gpu::{
-    GpuError, GpuExecutor, GpuOptions, LONG_ROWS, TOP_K_MAX, WIDE_GROUPS,
+    GpuError, GpuExecutor, GpuOptions, Reduction, LONG_ROWS, TOP_K_MAX, WIDE_GROUPS,
 };
 use rustorch::runtime::{argmax, top_k, DecodeInput, KvCache, KvType};
 use rustorch::synth::SplitMix64;
@@ -28,6 +28,21 @@ const INT8_CHAIN_TOLERANCE: f64 = 5e-3;
 /// Kernels on tensor cores round W and x to f16 (a relative step of 2^-11).
 const F16_TOLERANCE: f64 = 2e-3;
 const CONTEXT: usize = 32;
+
+/// The device a check runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Device {
+    /// [`gpu`]: the decode matmul sums in subgroups where the adapter has them
+    /// (lavapipe, and so CI, has).
+    Default,
+    /// Opened without subgroups: the decode matmul sums by its tree.
+    WithoutSubgroups,
+    /// Opened with tensor cores, to f16's tolerance.
+    TensorCores,
+}
+
+/// The devices the decode matmul's tests run on: both of its reductions.
+const BOTH_REDUCTIONS: [Device; 2] = [Device::Default, Device::WithoutSubgroups];
 
 fn rows(n: usize) -> TensorType {
     TensorType::f32(&[Dim::Tokens, Dim::Fixed(n)])
@@ -47,8 +62,7 @@ struct Net {
     /// The output's epilogue is folded into the decode matmul: a decode step has one
     /// dispatch fewer than a longer step.
     folded: bool,
-    /// Run on a device opened with tensor cores, to f16's tolerance.
-    tensor_cores: bool,
+    device: Device,
     /// How the decode matmuls read x, on both sides.
     decode_input: DecodeInput,
     /// Matmuls whose one-token kernel loads x as the kernel before it rounded it.
@@ -73,7 +87,7 @@ impl Net {
             first_position: 0,
             capacity: CONTEXT,
             folded: false,
-            tensor_cores: false,
+            device: Device::Default,
             decode_input: DecodeInput::F32,
             runs_read: 0,
             tolerance: TOLERANCE,
@@ -153,10 +167,10 @@ impl Net {
         shift: Option<(usize, usize, usize)>,
         what: &str,
     ) {
-        let (context, tolerance) = if self.tensor_cores {
-            (tensor_core_gpu(), F16_TOLERANCE)
-        } else {
-            (gpu(), self.tolerance)
+        let (context, tolerance) = match self.device {
+            Device::Default => (gpu(), self.tolerance),
+            Device::WithoutSubgroups => (gpu_without_subgroups(), self.tolerance),
+            Device::TensorCores => (tensor_core_gpu(), F16_TOLERANCE),
         };
         let Some(context) = context else { return };
         self.graph.output = output;
@@ -175,7 +189,7 @@ impl Net {
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let mut cpu_kv = KvCache::new(&self.graph, capacity, self.kv_type);
-        if self.tensor_cores {
+        if self.device == Device::TensorCores {
             assert!(gpu.runs_on_tensor_cores(), "{what}: not on tensor cores");
         }
         assert_eq!(
@@ -231,18 +245,20 @@ fn embedding_of_every_type() {
 }
 
 fn matmul_case(ty: GgmlType, steps: &[&[u32]], rng: &mut SplitMix64) {
-    matmul_rows_case(ty, (70, 512), steps, DecodeInput::F32, rng);
+    let input = (DecodeInput::F32, Device::Default);
+    matmul_rows_case(ty, (70, 512), steps, input, rng);
 }
 
 fn matmul_rows_case(
     ty: GgmlType,
     (n_rows, cols): (usize, usize),
     steps: &[&[u32]],
-    decode_input: DecodeInput,
+    (decode_input, device): (DecodeInput, Device),
     rng: &mut SplitMix64,
 ) {
     let mut net = Net::new();
     net.decode_input = decode_input;
+    net.device = device;
     let x = net.input("x", cols, rng);
     let weight = net.weight(Tensor::random("w", ty, n_rows, cols, rng));
     let out = net.op(Op::MatMul { weight }, rows(n_rows), &[x]);
@@ -250,16 +266,39 @@ fn matmul_rows_case(
     net.check(
         out,
         steps,
-        &format!("matmul {ty} of {n_rows} × {cols}, {decode_input:?}"),
+        &format!("matmul {ty} of {n_rows} × {cols}, {decode_input:?}, {device:?}"),
     );
+}
+
+/// The decode matmul's tests run both reductions: the default device sums in subgroups
+/// where the adapter has them, as lavapipe (and so CI) has, and the device opened
+/// without them by the tree.
+#[test]
+fn decode_matmuls_are_checked_with_both_reductions() {
+    let (Some(default), Some(without)) = (gpu(), gpu_without_subgroups()) else {
+        return;
+    };
+    assert_eq!(without.reduction(), Reduction::Tree);
+    if default.reduction() != Reduction::Subgroups {
+        let message = format!(
+            "{} has no subgroups: the subgroup reduction goes untested",
+            default.adapter_description()
+        );
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "{message} (CI's lavapipe has them)");
+        eprintln!("\n*** {message} ***\n");
+    }
 }
 
 #[test]
 fn matmul_decode_of_every_type() {
     let mut rng = rng("matmul_decode_of_every_type");
-    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
-        for ty in GgmlType::ALL {
-            matmul_rows_case(ty, (70, 512), &[&[4], &[11]], decode_input, &mut rng);
+    for device in BOTH_REDUCTIONS {
+        for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+            for ty in GgmlType::ALL {
+                let input = (decode_input, device);
+                matmul_rows_case(ty, (70, 512), &[&[4], &[11]], input, &mut rng);
+            }
         }
     }
 }
@@ -270,13 +309,16 @@ fn matmul_decode_of_every_type() {
 #[test]
 fn matmul_decode_of_long_rows() {
     let mut rng = rng("matmul_decode_of_long_rows");
-    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
-        for ty in GgmlType::ALL {
-            let shape = (70, LONG_ROWS as usize);
-            matmul_rows_case(ty, shape, &[&[4], &[11]], decode_input, &mut rng);
-        }
-        for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
-            matmul_rows_case(ty, (70, 5632), &[&[4]], decode_input, &mut rng);
+    for device in BOTH_REDUCTIONS {
+        for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+            let input = (decode_input, device);
+            for ty in GgmlType::ALL {
+                let shape = (70, LONG_ROWS as usize);
+                matmul_rows_case(ty, shape, &[&[4], &[11]], input, &mut rng);
+            }
+            for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+                matmul_rows_case(ty, (70, 5632), &[&[4]], input, &mut rng);
+            }
         }
     }
 }
@@ -290,22 +332,26 @@ fn matmul_decode_of_long_rows() {
 fn decode_matmuls_of_wide_matrices() {
     let mut rng = rng("decode_matmuls_of_wide_matrices");
     let rows_for = |per_group: usize| per_group * WIDE_GROUPS as usize;
-    for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
-        for n_rows in [rows_for(8) + 4, rows_for(16) + 4] {
-            for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
-                matmul_rows_case(ty, (n_rows, 512), &[&[4]], decode_input, &mut rng);
+    for device in BOTH_REDUCTIONS {
+        for decode_input in [DecodeInput::F32, DecodeInput::Int8] {
+            let input = (decode_input, device);
+            for n_rows in [rows_for(8) + 4, rows_for(16) + 4] {
+                for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+                    matmul_rows_case(ty, (n_rows, 512), &[&[4]], input, &mut rng);
+                }
             }
-        }
-        for n_ff in [rows_for(8) / 2 + 2, rows_for(16) / 2 + 2] {
-            gated_case(n_ff, decode_input, &mut rng);
+            for n_ff in [rows_for(8) / 2 + 2, rows_for(16) / 2 + 2] {
+                gated_case(n_ff, input, &mut rng);
+            }
         }
     }
 }
 
-fn gated_case(n_ff: usize, decode_input: DecodeInput, rng: &mut SplitMix64) {
+fn gated_case(n_ff: usize, (decode_input, device): (DecodeInput, Device), rng: &mut SplitMix64) {
     let n_cols = 256;
     let mut net = Net::new();
     net.decode_input = decode_input;
+    net.device = device;
     net.folded = true;
     let x = net.input("x", n_cols, rng);
     let weights = ["gate", "up"]
@@ -322,7 +368,7 @@ fn gated_case(n_ff: usize, decode_input: DecodeInput, rng: &mut SplitMix64) {
     net.check(
         out,
         &[&[3], &[5]],
-        &format!("wide gate+up of {n_ff}, {decode_input:?}"),
+        &format!("wide gate+up of {n_ff}, {decode_input:?}, {device:?}"),
     );
 }
 
@@ -345,8 +391,12 @@ fn residual_stream_in_8_bits_is_rounded_once_for_the_next_norm() {
         (GgmlType::Q6K, GgmlType::Q4K, long, true),
     ];
     let steps: &[&[u32]] = &[&[3], &[5], &[1, 2], &[9]];
-    for (writer_ty, reader_ty, inner, last_row) in types {
+    for (device, (writer_ty, reader_ty, inner, last_row)) in BOTH_REDUCTIONS
+        .into_iter()
+        .flat_map(|d| types.map(|t| (d, t)))
+    {
         let mut net = Net::new();
+        net.device = device;
         net.decode_input = DecodeInput::Int8;
         net.runs_read = 1;
         net.tolerance = INT8_CHAIN_TOLERANCE;
@@ -358,8 +408,9 @@ fn residual_stream_in_8_bits_is_rounded_once_for_the_next_norm() {
             stream
         };
         let out = normed_linear(&mut net, stream, "next", (reader_ty, 320), &mut rng);
-        let what =
-            format!("{writer_ty} of {inner} + residual → normed {reader_ty}, last row {last_row}");
+        let what = format!(
+            "{writer_ty} of {inner} + residual → normed {reader_ty}, last row {last_row}, {device:?}"
+        );
         net.check(out, steps, &what);
     }
     let mut net = Net::new();
@@ -445,7 +496,7 @@ fn matmul_prefill_on_tensor_cores() {
         GgmlType::F16,
     ] {
         let mut net = Net::new();
-        net.tensor_cores = true;
+        net.device = Device::TensorCores;
         net.capacity = 640;
         let x = net.input("x", cols, &mut rng);
         let residual = net.input("residual", n_rows, &mut rng);
@@ -463,7 +514,7 @@ fn matmul_prefill_on_tensor_cores() {
         );
     }
     let mut net = Net::new();
-    net.tensor_cores = true;
+    net.device = Device::TensorCores;
     net.capacity = 640;
     let x = net.input("x", cols, &mut rng);
     let weight = net.weight(Tensor::random("w", GgmlType::Q4K, n_rows, cols, &mut rng));
@@ -472,7 +523,7 @@ fn matmul_prefill_on_tensor_cores() {
     // As in a model's feed-forward block: x normed first (the raw rows the decode
     // kernel reads are bound too), then the gated half of gate and up as a view.
     let mut net = Net::new();
-    net.tensor_cores = true;
+    net.device = Device::TensorCores;
     net.capacity = 640;
     let x = net.input("x", cols, &mut rng);
     let q4_k = (GgmlType::Q4K, GgmlType::Q4K);
@@ -495,14 +546,18 @@ fn feed_forward_in_8_bits_rounds_the_gated_activation_once() {
         (GgmlType::Q4K, GgmlType::Q4K, 512),
         (GgmlType::Q4K, GgmlType::Q6K, LONG_ROWS as usize),
     ];
-    for (gate_up_ty, down_ty, n_ff) in types {
+    for (device, (gate_up_ty, down_ty, n_ff)) in BOTH_REDUCTIONS
+        .into_iter()
+        .flat_map(|d| types.map(|t| (d, t)))
+    {
         let mut net = Net::new();
+        net.device = device;
         net.decode_input = DecodeInput::Int8;
         net.runs_read = 1;
         net.tolerance = INT8_CHAIN_TOLERANCE;
         let x = net.input("x", 256, &mut rng);
         let out = net.feed_forward(x, (256, n_ff), (gate_up_ty, down_ty), &mut rng);
-        let what = format!("feed-forward {gate_up_ty} → {down_ty} of {n_ff} in 8 bits");
+        let what = format!("feed-forward {gate_up_ty} → {down_ty} of {n_ff} in 8 bits, {device:?}");
         net.check(out, &[&[3], &[5], &[1, 2], &[9]], &what);
     }
 }

@@ -1,25 +1,33 @@
 //! Every WGSL module the GPU executor can build (every kernel family, every weight
 //! type) passes naga's validation with the capabilities wgpu grants everywhere, and
-//! translates to MSL (with real bindings), SPIR-V and HLSL; the tensor-core matmuls,
-//! which only Vulkan adapters with cooperative matrices build, to SPIR-V. No GPU
-//! needed.
+//! translates to MSL (with real bindings), SPIR-V and HLSL; so do the decode matmul's
+//! variants for adapters with subgroups (with that capability, which wgpu grants on
+//! Metal, Vulkan and DX12); the tensor-core matmuls, which only Vulkan adapters with
+//! cooperative matrices build, to SPIR-V. No GPU needed.
 
 use naga::back::msl;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use rustorch::gguf::GgmlType;
 use rustorch::runtime::gpu::{
-    coop_matmul_source, DecodeKernel, Module, Specialisation, COOP_PREFILL,
+    coop_matmul_source, DecodeKernel, Module, Reduction, Specialisation, COOP_PREFILL,
 };
 
-fn parse_and_validate(module: Module) -> (naga::Module, naga::valid::ModuleInfo) {
-    let source = module.source();
+fn parse_and_validate(
+    module: Module,
+    reduction: Reduction,
+) -> (naga::Module, naga::valid::ModuleInfo) {
+    let name = module.file_name(reduction);
+    let source = module.source_with(reduction);
     let parsed = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
-        panic!("{}: {}", module.name(), e.emit_to_string(&source));
+        panic!("{name}: {}", e.emit_to_string(&source));
     });
-    let caps = Capabilities::default() | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    let mut caps = Capabilities::default() | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    if reduction == Reduction::Subgroups {
+        caps |= Capabilities::SUBGROUP;
+    }
     let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&parsed)
-        .unwrap_or_else(|e| panic!("{}: {}", module.name(), e.emit_to_string(&source)));
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
     (parsed, info)
 }
 
@@ -58,92 +66,100 @@ fn every_module_validates_and_translates() {
     let modules = Module::all();
     assert!(modules.len() >= 6 + 2 * 15);
     for module in modules {
-        let (parsed, info) = parse_and_validate(module);
-        let names: Vec<&str> = parsed
-            .entry_points
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect();
-        for entry in module.entry_points() {
-            assert!(
-                names.contains(entry),
-                "{}: no entry point {entry}",
-                module.name()
-            );
-        }
-        // Every override at its default, and the decode matmul and attention in each of
-        // their specialisations, as the executor builds them.
-        let mut specialisations = vec![Vec::new()];
-        if matches!(module, Module::Matmul(_)) {
-            for fold in 0..3 {
-                for quads in [1, 2, 4] {
-                    let plain = DecodeKernel {
-                        fold,
-                        quads,
-                        round_x: false,
-                        threads: 64,
-                        read_runs: false,
-                        write_runs: false,
-                        runs_normed: false,
-                        teams: false,
-                    };
-                    // Runs are exchanged only with x in 8 bits.
-                    let int8 = DecodeKernel {
-                        round_x: true,
-                        ..plain
-                    };
-                    let runs = DecodeKernel {
-                        read_runs: true,
-                        write_runs: true,
-                        runs_normed: true,
-                        ..int8
-                    };
-                    let gated_runs = DecodeKernel {
-                        write_runs: true,
-                        ..int8
-                    };
-                    let mut kernels = Vec::new();
-                    for threads in [64, 128] {
-                        for kernel in [plain, int8, runs, gated_runs] {
-                            kernels.push(DecodeKernel { threads, ..kernel });
-                        }
-                    }
-                    if quads > 1 {
-                        let threads = 256;
-                        kernels.push(DecodeKernel {
-                            threads,
-                            teams: true,
-                            ..runs
-                        });
-                    }
-                    for kernel in kernels {
-                        specialisations.push(Specialisation::Decode(kernel).constants());
-                    }
-                }
+        for &reduction in module.reductions() {
+            let name = module.file_name(reduction);
+            let (parsed, info) = parse_and_validate(module, reduction);
+            let names: Vec<&str> = parsed
+                .entry_points
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            for entry in module.entry_points() {
+                assert!(names.contains(entry), "{name}: no entry point {entry}");
             }
-        }
-        if matches!(module, Module::SelfAttention(_)) {
-            for head_dim in [16, 32, 48, 64, 80, 128, 144, 256] {
-                for ring in [false, true] {
-                    specialisations
-                        .push(Specialisation::AttentionSplit { head_dim, ring }.constants());
-                }
+            for constants in specialisations(module) {
+                translate(&name, &parsed, &info, &constants);
             }
-        }
-        for constants in specialisations {
-            translate(module, &parsed, &info, &constants);
         }
     }
+    assert!(
+        Module::all()
+            .iter()
+            .any(|m| m.reductions().contains(&Reduction::Subgroups)),
+        "no module sums in subgroups"
+    );
+}
+
+/// Every override at its default, and the decode matmul and attention in each of
+/// their specialisations, as the executor builds them.
+fn specialisations(module: Module) -> Vec<Vec<(&'static str, f64)>> {
+    let mut specialisations = vec![Vec::new()];
+    if matches!(module, Module::Matmul(_)) {
+        for fold in 0..3 {
+            for quads in [1, 2, 4] {
+                let plain = DecodeKernel {
+                    fold,
+                    quads,
+                    round_x: false,
+                    threads: 64,
+                    read_runs: false,
+                    write_runs: false,
+                    runs_normed: false,
+                    teams: false,
+                };
+                // Runs are exchanged only with x in 8 bits.
+                let int8 = DecodeKernel {
+                    round_x: true,
+                    ..plain
+                };
+                let runs = DecodeKernel {
+                    read_runs: true,
+                    write_runs: true,
+                    runs_normed: true,
+                    ..int8
+                };
+                let gated_runs = DecodeKernel {
+                    write_runs: true,
+                    ..int8
+                };
+                let mut kernels = Vec::new();
+                for threads in [64, 128] {
+                    for kernel in [plain, int8, runs, gated_runs] {
+                        kernels.push(DecodeKernel { threads, ..kernel });
+                    }
+                }
+                if quads > 1 {
+                    let threads = 256;
+                    kernels.push(DecodeKernel {
+                        threads,
+                        teams: true,
+                        ..runs
+                    });
+                }
+                for kernel in kernels {
+                    specialisations.push(Specialisation::Decode(kernel).constants());
+                }
+            }
+        }
+    }
+    if matches!(module, Module::SelfAttention(_)) {
+        for head_dim in [16, 32, 48, 64, 80, 128, 144, 256] {
+            for ring in [false, true] {
+                specialisations.push(Specialisation::AttentionSplit { head_dim, ring }.constants());
+            }
+        }
+    }
+    specialisations
 }
 
 /// `parsed` with its overrides set to `constants` in MSL, SPIR-V and HLSL.
 fn translate(
-    module: Module,
+    name: &str,
     parsed: &naga::Module,
     info: &naga::valid::ModuleInfo,
     constants: &[(&str, f64)],
 ) {
-    let what = format!("{} {constants:?}", module.name());
+    let what = format!("{name} {constants:?}");
     let constants: naga::back::PipelineConstants =
         constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
     let (parsed, info) =
@@ -215,23 +231,25 @@ const DEFAULT_WORKGROUP_MEMORY: u32 = 16384;
 #[test]
 fn every_kernel_fits_the_default_workgroup_memory() {
     for module in Module::all() {
-        let (parsed, info) = parse_and_validate(module);
-        for (i, entry) in parsed.entry_points.iter().enumerate() {
-            let uses = info.get_entry_point(i);
-            let bytes: u32 = parsed
-                .global_variables
-                .iter()
-                .filter(|&(handle, var)| {
-                    var.space == naga::AddressSpace::WorkGroup && !uses[handle].is_empty()
-                })
-                .map(|(_, var)| parsed.types[var.ty].inner.size(parsed.to_ctx()))
-                .sum();
-            assert!(
-                bytes <= DEFAULT_WORKGROUP_MEMORY,
-                "{}: {} uses {bytes} bytes of workgroup memory",
-                module.name(),
-                entry.name
-            );
+        for &reduction in module.reductions() {
+            let (parsed, info) = parse_and_validate(module, reduction);
+            for (i, entry) in parsed.entry_points.iter().enumerate() {
+                let uses = info.get_entry_point(i);
+                let bytes: u32 = parsed
+                    .global_variables
+                    .iter()
+                    .filter(|&(handle, var)| {
+                        var.space == naga::AddressSpace::WorkGroup && !uses[handle].is_empty()
+                    })
+                    .map(|(_, var)| parsed.types[var.ty].inner.size(parsed.to_ctx()))
+                    .sum();
+                assert!(
+                    bytes <= DEFAULT_WORKGROUP_MEMORY,
+                    "{}: {} uses {bytes} bytes of workgroup memory",
+                    module.file_name(reduction),
+                    entry.name
+                );
+            }
         }
     }
 }

@@ -248,15 +248,6 @@ override RUNS_NORMED: bool = false;
 // groups) keeps as many invocations on each row as one group would.
 override TEAMS: bool = false;
 
-// Sized by THREADS, not by the most it takes: with arrays for 128 the kernels of 64
-// lost a fifth (gate+up 44.7 → 54.0 µs on an H100), likely through fewer workgroups
-// resident a multiprocessor.
-var<workgroup> partial: array<vec4<f32>, THREADS>;
-var<workgroup> partial_second: array<vec4<f32>, THREADS>;
-var<workgroup> partial_squares: array<f32, THREADS>;
-// Each group's sums, and the sum of squares of x.
-var<workgroup> quad_sums: array<vec4<f32>, 4>;
-var<workgroup> squares_sum: f32;
 // WRITE_RUNS: the workgroup's outputs.
 var<workgroup> run_values: array<f32, 16>;
 
@@ -264,8 +255,9 @@ var<workgroup> run_values: array<f32, 16>;
 fn matmul_decode(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    lanes: Lanes,
 ) {
+    let lid = lanes.index;
     let first_quad = QUADS * workgroup_index(wid, nwg);
     let stride = row_bytes(p.cols);
     // With TEAMS, team k of the invocations computes group k alone.
@@ -307,9 +299,9 @@ fn matmul_decode(
             acc3 += quad_dots(at3, g, x, xq);
         }
     }
-    reduce_quads(acc0, acc1, squares, 0u, lid);
+    reduce_quads(acc0, acc1, squares, 0u, lanes);
     if QUADS > 2u && every_group {
-        reduce_quads(acc2, acc3, 0.0, 2u, lid);
+        reduce_quads(acc2, acc3, 0.0, 2u, lanes);
     }
     workgroupBarrier();
     // Lane 4q + i stores row i of group q, each computing the folded epilogue of all
@@ -317,11 +309,11 @@ fn matmul_decode(
     if lid < 4u * QUADS {
         var scale = 1.0;
         if p.prologue == 1u {
-            scale = 1.0 / sqrt(squares_sum / f32(p.cols) + p.eps);
+            scale = 1.0 / sqrt(squares_total(lanes) / f32(p.cols) + p.eps);
         }
         let q = lid / 4u;
         let rows = quad_rows(first_quad + q);
-        let values = folded(FOLD, rows, quad_sums[q] * scale);
+        let values = folded(FOLD, rows, quad_sum(q, lanes) * scale);
         let i = lid % 4u;
         // A gated group stores its two gate rows' columns, where its group is one of
         // the span's (a grid of several groups a workgroup may run past them).
@@ -346,41 +338,6 @@ fn matmul_decode(
             let lo = vec4<f32>(run_values[at], run_values[at + 1u], run_values[at + 2u], run_values[at + 3u]);
             let hi = vec4<f32>(run_values[at + 4u], run_values[at + 5u], run_values[at + 6u], run_values[at + 7u]);
             out_runs[column / 8u] = output_run(lo, hi, column);
-        }
-    }
-}
-
-// Sums groups q and q + 1 (as far as QUADS goes) over the workgroup into `quad_sums`,
-// and for q = 0 the squares into `squares_sum`. With TEAMS, each team's one group over
-// the team into quad_sums[team], and the first team's squares (every team's cover all
-// of x).
-fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lid: u32) {
-    let size = select(THREADS, THREADS / QUADS, TEAMS);
-    let lane = lid % size;
-    let two = QUADS > 1u && !TEAMS;
-    partial[lid] = a;
-    partial_second[lid] = b;
-    partial_squares[lid] = squares;
-    workgroupBarrier();
-    for (var half = size / 2u; half > 0u; half /= 2u) {
-        if lane < half {
-            partial[lid] += partial[lid + half];
-            if q == 0u {
-                partial_squares[lid] += partial_squares[lid + half];
-            }
-            if two {
-                partial_second[lid] += partial_second[lid + half];
-            }
-        }
-        workgroupBarrier();
-    }
-    if lane == 0u {
-        quad_sums[q + lid / size] = partial[lid];
-        if two {
-            quad_sums[q + 1u] = partial_second[lid];
-        }
-        if q == 0u && lid == 0u {
-            squares_sum = partial_squares[0];
         }
     }
 }

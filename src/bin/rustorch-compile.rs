@@ -223,12 +223,16 @@ fn compile_model(args: CompileArgs) -> Result<()> {
 fn emit_wgsl(graph: &Graph, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let modules = Module::used_by(graph);
+    let mut written = 0;
     for module in &modules {
-        let file = dir.join(format!("{}.wgsl", module.name()));
-        std::fs::write(&file, module.source())
-            .with_context(|| format!("writing {}", file.display()))?;
+        for &reduction in module.reductions() {
+            let file = dir.join(format!("{}.wgsl", module.file_name(reduction)));
+            std::fs::write(&file, module.source_with(reduction))
+                .with_context(|| format!("writing {}", file.display()))?;
+            written += 1;
+        }
     }
-    eprintln!("wrote {} WGSL modules to {}", modules.len(), dir.display());
+    eprintln!("wrote {written} WGSL modules to {}", dir.display());
     Ok(())
 }
 

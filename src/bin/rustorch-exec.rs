@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rustorch::gguf::GgufFile;
-use rustorch::runtime::gpu::{AdapterChoice, GpuContext};
+use rustorch::runtime::gpu::{AdapterChoice, DeviceFeatures, GpuContext};
 use rustorch::runtime::{DecodeInput, KvType, Sampler, SamplerConfig, Session};
 use rustorch::text::{Conversation, LanguageModel};
 use rustorch::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
@@ -360,7 +360,11 @@ fn choose_gpu(run: &RunArgs) -> Result<Option<GpuContext>> {
         if !run.tensor_cores {
             return GpuContext::new(choice);
         }
-        let gpu = GpuContext::with_tensor_cores(choice)?;
+        let features = DeviceFeatures {
+            tensor_cores: true,
+            ..DeviceFeatures::default()
+        };
+        let gpu = GpuContext::open(choice, features)?;
         if !gpu.has_tensor_cores() {
             eprintln!(
                 "rustorch-exec: {} has no tensor cores wgpu can use (16×16×16 f16 cooperative matrices, subgroups of 32); the prefill runs in f32",

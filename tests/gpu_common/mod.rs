@@ -8,18 +8,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use rustorch::gguf::{GgmlType, GgufFile, GgufWriter, TensorSpec};
-use rustorch::runtime::gpu::{AdapterChoice, GpuContext};
+use rustorch::runtime::gpu::{AdapterChoice, DeviceFeatures, GpuContext};
 use rustorch::synth::{fill_random, SplitMix64};
 
 /// The device every GPU test shares, or `None` (after a loud message) when there is
 /// no adapter outside CI. Under `CI=true` a missing adapter fails the test.
 pub fn gpu() -> Option<&'static GpuContext> {
     static CONTEXT: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    let context = CONTEXT.get_or_init(|| {
+    shared(&CONTEXT, DeviceFeatures::default())
+}
+
+/// As [`gpu`], opened without subgroups: the decode matmul sums by its tree, as on
+/// adapters that have none.
+pub fn gpu_without_subgroups() -> Option<&'static GpuContext> {
+    static CONTEXT: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let features = DeviceFeatures {
+        subgroups: false,
+        ..DeviceFeatures::default()
+    };
+    shared(&CONTEXT, features)
+}
+
+fn shared(
+    context: &'static OnceLock<Result<GpuContext, String>>,
+    features: DeviceFeatures,
+) -> Option<&'static GpuContext> {
+    let context = context.get_or_init(|| {
         let choice = std::env::var("RUSTORCH_ADAPTER")
             .map(|s| s.parse().expect("infallible"))
             .unwrap_or(AdapterChoice::Auto);
-        GpuContext::new(&choice).map_err(|e| e.to_string())
+        GpuContext::open(&choice, features).map_err(|e| e.to_string())
     });
     match context {
         Ok(context) => Some(context),
@@ -39,7 +57,11 @@ pub fn gpu() -> Option<&'static GpuContext> {
 pub fn tensor_core_gpu() -> Option<&'static GpuContext> {
     static CONTEXT: OnceLock<Result<GpuContext, String>> = OnceLock::new();
     let context = CONTEXT.get_or_init(|| {
-        GpuContext::with_tensor_cores(&AdapterChoice::Auto).map_err(|e| e.to_string())
+        let features = DeviceFeatures {
+            tensor_cores: true,
+            ..DeviceFeatures::default()
+        };
+        GpuContext::open(&AdapterChoice::Auto, features).map_err(|e| e.to_string())
     });
     match context {
         Ok(context) if context.has_tensor_cores() => Some(context),

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use super::pipeline_cache::PipelineCache;
-use super::GpuError;
+use super::{GpuError, Reduction};
 
 /// Which adapter to open.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,6 +41,9 @@ pub struct GpuContext {
     timestamps: bool,
     /// Whether it was opened with cooperative matrices for the prefill matmul.
     tensor_cores: bool,
+    /// How the decode matmul sums over its workgroup: in subgroups where it was opened
+    /// with them.
+    reduction: Reduction,
     /// Errors wgpu reported outside any error scope, and why the device was lost.
     reported: Arc<Mutex<Vec<String>>>,
     pipeline_cache: Option<PipelineCache>,
@@ -87,18 +90,41 @@ fn has_tensor_cores(adapter: &wgpu::Adapter) -> bool {
         })
 }
 
+/// Whether an adapter's subgroups serve the decode matmul's sums: subgroups of 4 or
+/// more, so that each of its four groups of rows has a slot a subgroup in an array of
+/// one a invocation (wgsl/reduce/subgroups.wgsl).
+fn has_subgroups(adapter: &wgpu::Adapter) -> bool {
+    adapter.features().contains(wgpu::Features::SUBGROUP)
+        && adapter.get_info().subgroup_min_size >= 4
+}
+
+/// The optional features a device is opened with, each only where the adapter has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFeatures {
+    /// The prefill matmul on tensor cores (`matmul_prefill_coop`: W and x rounded to
+    /// f16, sums in f32).
+    pub tensor_cores: bool,
+    /// The decode matmul's sums in subgroups ([`Reduction::Subgroups`]).
+    pub subgroups: bool,
+}
+
+impl Default for DeviceFeatures {
+    fn default() -> Self {
+        DeviceFeatures {
+            tensor_cores: false,
+            subgroups: true,
+        }
+    }
+}
+
 impl GpuContext {
+    /// The adapter `choice` names, opened with the default features.
     pub fn new(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
-        Self::open(choice, false)
+        Self::open(choice, DeviceFeatures::default())
     }
 
-    /// As [`Self::new`], with the prefill matmul on tensor cores where the adapter has
-    /// them (`matmul_prefill_coop`: W and x rounded to f16, sums in f32).
-    pub fn with_tensor_cores(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
-        Self::open(choice, true)
-    }
-
-    fn open(choice: &AdapterChoice, tensor_cores: bool) -> Result<GpuContext, GpuError> {
+    /// As [`Self::new`], with the features `wanted` where the adapter has them.
+    pub fn open(choice: &AdapterChoice, wanted: DeviceFeatures) -> Result<GpuContext, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let mut adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -134,11 +160,17 @@ impl GpuContext {
         // fails the whole device request.
         let mut features =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE);
-        let tensor_cores = tensor_cores && has_tensor_cores(&adapter);
+        let tensor_cores = wanted.tensor_cores && has_tensor_cores(&adapter);
         if tensor_cores {
             features |=
                 wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
         }
+        let reduction = if wanted.subgroups && has_subgroups(&adapter) {
+            features |= wgpu::Features::SUBGROUP;
+            Reduction::Subgroups
+        } else {
+            Reduction::Tree
+        };
         let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rustorch"),
             required_features: features,
@@ -177,6 +209,7 @@ impl GpuContext {
             info,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             tensor_cores,
+            reduction,
             reported,
         })
     }
@@ -203,7 +236,12 @@ impl GpuContext {
         self.timestamps
     }
 
-    /// True when the prefill matmul runs on tensor cores (see [`Self::with_tensor_cores`]).
+    /// How the decode matmul sums over its workgroup on this device.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// True when the prefill matmul runs on tensor cores ([`DeviceFeatures::tensor_cores`]).
     pub fn has_tensor_cores(&self) -> bool {
         self.tensor_cores
     }

@@ -518,7 +518,7 @@ impl ModulePipelines {
             reason,
         };
         let source = module
-            .source_to_build()
+            .source_to_build(context.reduction())
             .map_err(|e| rejected(format!("reading its file: {e}")))?;
         let coop_source = match module {
             Module::Matmul(_) if context.has_tensor_cores() => Some(

@@ -25,14 +25,14 @@ mod top_k;
 mod weights;
 
 pub use bandwidth::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
-pub use context::{AdapterChoice, GpuContext};
+pub use context::{AdapterChoice, DeviceFeatures, GpuContext};
 pub use error::GpuError;
 pub use executor::{GpuExecutor, GpuOptions, PendingToken, StepInput};
 pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{
-    coop_matmul_source, Access, DecodeKernel, DecodeMatrix, Module, Specialisation,
+    coop_matmul_source, Access, DecodeKernel, DecodeMatrix, Module, Reduction, Specialisation,
     ATTENTION_SPLIT, COOP_PREFILL, DECODE_MATMUL, LONG_ROWS, WGSL_DIR_VARIABLE, WIDE_GROUPS,
 };
 pub use top_k::TOP_K_MAX;

@@ -31,6 +31,17 @@ const ACTIVATIONS: &str = wgsl!("activations.wgsl");
 const ROTARY: &str = wgsl!("rotary.wgsl");
 const INT8: &str = wgsl!("int8.wgsl");
 
+/// How the decode matmul sums its invocations' values over the workgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// By a tree in workgroup memory, a barrier a halving, on any adapter
+    /// (wgsl/reduce/tree.wgsl).
+    Tree,
+    /// In each subgroup's registers first, then over the subgroups (one barrier), where
+    /// the device has subgroups of 4 or more (wgsl/reduce/subgroups.wgsl).
+    Subgroups,
+}
+
 /// A kernel family, specialised by weight type where it reads weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Module {
@@ -286,10 +297,30 @@ impl Module {
         used.into_iter().collect()
     }
 
-    /// The source the executor builds: the module's file in `$RUSTORCH_WGSL_DIR` when
-    /// there is one (with a notice on stderr), else the built-in source.
-    pub fn source_to_build(self) -> std::io::Result<String> {
-        Ok(replacement(&self.name())?.unwrap_or_else(|| self.source()))
+    /// The source the executor builds, its workgroup sums made as `reduction` says: the
+    /// module's file in `$RUSTORCH_WGSL_DIR` when there is one (with a notice on
+    /// stderr), else the built-in source.
+    pub fn source_to_build(self, reduction: Reduction) -> std::io::Result<String> {
+        Ok(replacement(&self.file_name(reduction))?.unwrap_or_else(|| self.source_with(reduction)))
+    }
+
+    /// The reductions the module has a source for: the decode matmul's sums over its
+    /// workgroup in subgroups too (the other kernels' reductions are the tree's).
+    pub fn reductions(self) -> &'static [Reduction] {
+        match self {
+            Module::Matmul(_) => &[Reduction::Tree, Reduction::Subgroups],
+            _ => &[Reduction::Tree],
+        }
+    }
+
+    /// The name of the module's file (`--emit-wgsl`, `$RUSTORCH_WGSL_DIR`) without `.wgsl`.
+    pub fn file_name(self, reduction: Reduction) -> String {
+        match reduction {
+            Reduction::Subgroups if self.reductions().contains(&reduction) => {
+                format!("{}_subgroups", self.name())
+            }
+            _ => self.name(),
+        }
     }
 
     pub fn name(self) -> String {
@@ -363,17 +394,31 @@ impl Module {
         }
     }
 
-    /// The module's complete WGSL source.
+    /// The module's complete WGSL source, for any adapter.
     pub fn source(self) -> String {
+        self.source_with(Reduction::Tree)
+    }
+
+    /// The module's complete WGSL source with the reduction given, where it has that
+    /// one (see [`Module::reductions`]).
+    pub fn source_with(self, reduction: Reduction) -> String {
         let parts: Vec<&str> = match self {
             Module::Embed(ty) => [&[PRELUDE, WEIGHTS], quant(ty), &[wgsl!("embed.wgsl")]].concat(),
-            Module::Matmul(ty) => [
-                &[PRELUDE, WEIGHTS, ACTIVATIONS, ROTARY, INT8],
-                quant(ty),
-                dot32(ty),
-                &[wgsl!("matmul.wgsl")],
-            ]
-            .concat(),
+            Module::Matmul(ty) => {
+                // (naga 30 takes subgroup operations without WGSL's `enable subgroups;`,
+                // which it rejects, where the device has the feature.)
+                let reduce = match reduction {
+                    Reduction::Tree => wgsl!("reduce/tree.wgsl"),
+                    Reduction::Subgroups => wgsl!("reduce/subgroups.wgsl"),
+                };
+                [
+                    &[PRELUDE, WEIGHTS, ACTIVATIONS, ROTARY, INT8],
+                    quant(ty),
+                    dot32(ty),
+                    &[wgsl!("matmul.wgsl"), reduce],
+                ]
+                .concat()
+            }
             Module::Epilogue => vec![PRELUDE, ACTIVATIONS, ROTARY, wgsl!("epilogue.wgsl")],
             Module::Elementwise => vec![PRELUDE, ACTIVATIONS, wgsl!("elementwise.wgsl")],
             Module::RmsNorm => vec![PRELUDE, wgsl!("rms_norm.wgsl")],
