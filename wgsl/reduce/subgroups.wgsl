@@ -24,10 +24,22 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lanes: Lanes) 
     let n = lanes.subgroups;
     let team = lanes.index / (THREADS / QUADS);
     if TEAMS {
-        for (var t = 0u; t < QUADS; t++) {
-            let sum = subgroupAdd(select(vec4<f32>(), a, team == t));
+        // A subgroup within one team (as where subgroups are runs of consecutive
+        // invocations, as wide as a team or less) sums its team's group, and zeros for
+        // the others'; one that spans teams sums each team's apart.
+        if subgroupAll(team == subgroupBroadcastFirst(team)) {
+            let sum = subgroupAdd(a);
             if leader {
-                subgroup_sums[t * n + lanes.subgroup] = sum;
+                for (var t = 0u; t < QUADS; t++) {
+                    subgroup_sums[t * n + lanes.subgroup] = select(vec4<f32>(), sum, t == team);
+                }
+            }
+        } else {
+            for (var t = 0u; t < QUADS; t++) {
+                let sum = subgroupAdd(select(vec4<f32>(), a, team == t));
+                if leader {
+                    subgroup_sums[t * n + lanes.subgroup] = sum;
+                }
             }
         }
     } else {

@@ -529,10 +529,7 @@ impl ModulePipelines {
         };
         context
             .scoped(wgpu::ErrorFilter::Validation, || {
-                let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&module.name()),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
+                let shader = shader_module(device, &module.name(), &source);
                 let buffer =
                     |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
                         binding,
@@ -579,10 +576,7 @@ impl ModulePipelines {
                 // The tensor-core prefill, built on the same layout so that it takes the
                 // matmul's bind groups.
                 if let Some(coop) = &coop_source {
-                    let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(&module.name()),
-                        source: wgpu::ShaderSource::Wgsl(coop.as_str().into()),
-                    });
+                    let shader = shader_module(device, &module.name(), coop);
                     by_entry.extend([COOP_X_HALF, COOP_PREFILL].map(|e| pipeline(&shader, e)));
                 }
                 ModulePipelines {
@@ -619,6 +613,27 @@ impl ModulePipelines {
                 reason,
             })
     }
+}
+
+/// A module of `wgsl/`'s kernels, built without the counter wgpu otherwise adds to
+/// every loop against loops that never end (an H100 decoded 7% to 11% faster without
+/// them; BENCHMARKS.md, session 11). Bounds and division checks stay.
+fn shader_module(device: &wgpu::Device, label: &str, source: &str) -> wgpu::ShaderModule {
+    let checks = wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    let descriptor = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    };
+    // SAFETY: every loop in wgsl/ ends: each runs up to a bound that is a constant, an
+    // override or a dispatch parameter, by a step that is a positive constant or
+    // override, halves toward zero, or is positive by construction: a norm epilogue's
+    // group (a head, of at least the 2 values the rotation turns, or the embedding)
+    // and the attention tile's keys (at least 4 for heads of at most 256, which the
+    // executor requires). Modules from `$RUSTORCH_WGSL_DIR` are the user's own.
+    unsafe { device.create_shader_module_trusted(descriptor, checks) }
 }
 
 fn compute_pipeline(
