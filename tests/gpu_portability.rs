@@ -143,10 +143,18 @@ fn specialisations(module: Module) -> Vec<Vec<(&'static str, f64)>> {
         }
     }
     if matches!(module, Module::SelfAttention(_)) {
-        for head_dim in [16, 32, 48, 64, 80, 128, 144, 256] {
-            for ring in [false, true] {
-                specialisations.push(Specialisation::AttentionSplit { head_dim, ring }.constants());
+        for write_runs in [false, true] {
+            for head_dim in [16, 32, 48, 64, 80, 128, 144, 256] {
+                for ring in [false, true] {
+                    let split = Specialisation::AttentionSplit {
+                        head_dim,
+                        ring,
+                        write_runs,
+                    };
+                    specialisations.push(split.constants());
+                }
             }
+            specialisations.push(Specialisation::AttentionCombine { write_runs }.constants());
         }
     }
     specialisations

@@ -33,9 +33,6 @@ struct Params {
     k_stride: u32,
     v_offset: u32,
     v_stride: u32,
-    // 1: a decode step also stores its output rounded to 8 bits in `out_runs`, for the
-    // matmul that reads it (`run_record` in int8.wgsl).
-    write_runs: u32,
 }
 
 @group(0) @binding(1) var<uniform> p: Params;
@@ -48,7 +45,7 @@ struct Params {
 // A decode step's runs: two words (maximum, sum) per head and run, then each head and
 // run's head_dim weighted values.
 @group(0) @binding(8) var<storage, read_write> runs: array<f32>;
-// The output row in runs of 8 values, one record a run (`write_runs`).
+// The output row in runs of 8 values, one record a run (WRITE_RUNS).
 @group(0) @binding(9) var<storage, read_write> out_runs: array<vec4<u32>>;
 
 fn kv_row_len() -> u32 {
@@ -284,13 +281,18 @@ fn write_out(row: u32, values: vec4<f32>, lid: u32) {
     }
 }
 
+// A decode step also stores its output rounded to 8 bits in `out_runs`, for the
+// matmul that reads it (`run_record` in int8.wgsl): a pipeline constant, which the
+// executor sets for the split and the combine where x is read in 8 bits.
+override WRITE_RUNS: bool = false;
+
 // A decode step's head h: its output row `values` (an invocation's four, as
-// `write_out` takes them) also as runs of 8 rounded to 8 bits, where `write_runs` asks.
+// `write_out` takes them) also as runs of 8 rounded to 8 bits, with WRITE_RUNS.
 // (Sized for the largest head: `attention_combine` is built with HEAD_DIM's default.)
 var<workgroup> head_row: array<f32, 256>;
 
 fn write_runs(h: u32, values: vec4<f32>, lid: u32) {
-    if p.write_runs == 0u {
+    if !WRITE_RUNS {
         return;
     }
     let at = own_values(lid);

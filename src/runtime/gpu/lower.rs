@@ -616,8 +616,9 @@ impl ModulePipelines {
 }
 
 /// A module of `wgsl/`'s kernels, built without the counter wgpu otherwise adds to
-/// every loop against loops that never end (an H100 decoded 7% to 11% faster without
-/// them; BENCHMARKS.md, session 11). Bounds and division checks stay.
+/// every loop against loops that never end: without them an H100 decoded TinyLlama 6%
+/// to 11% faster, Mistral-7B 1% to 8%, and prefilled Mistral 15% faster (BENCHMARKS.md,
+/// session 11). Bounds and division checks stay.
 fn shader_module(device: &wgpu::Device, label: &str, source: &str) -> wgpu::ShaderModule {
     let checks = wgpu::ShaderRuntimeChecks {
         force_loop_bounding: false,
@@ -1494,6 +1495,7 @@ impl NodeLowering<'_> {
         let out_runs = self
             .output_runs(out_len as usize, false, l)?
             .map(|(runs, _)| runs);
+        let write_runs = out_runs.is_some();
         let params = || {
             Params::new(&[
                 n_head as u32,
@@ -1508,7 +1510,6 @@ impl NodeLowering<'_> {
                 k.stride,
                 v.offset,
                 v.stride,
-                u32::from(out_runs.is_some()),
             ])
         };
         let sources = vec![
@@ -1553,6 +1554,7 @@ impl NodeLowering<'_> {
             Specialisation::AttentionSplit {
                 head_dim: head_dim as u32,
                 ring: ring != 0,
+                write_runs,
             },
             params(),
             runs_grid,
@@ -1560,10 +1562,10 @@ impl NodeLowering<'_> {
         )?;
         l.runs_in(Steps::OneRow);
         let combine = format!("{} combine", node.label);
-        l.dispatch(
+        l.dispatch_specialised(
             &combine,
             module,
-            "attention_combine",
+            Specialisation::AttentionCombine { write_runs },
             params(),
             heads,
             sources.clone(),

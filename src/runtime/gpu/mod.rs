@@ -33,6 +33,7 @@ pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, DispatchTime, Profile, StepProfile};
 pub use shaders::{
     coop_matmul_source, Access, DecodeKernel, DecodeMatrix, Module, Reduction, Specialisation,
-    ATTENTION_SPLIT, COOP_PREFILL, DECODE_MATMUL, LONG_ROWS, WGSL_DIR_VARIABLE, WIDE_GROUPS,
+    ATTENTION_COMBINE, ATTENTION_SPLIT, COOP_PREFILL, DECODE_MATMUL, LONG_ROWS, WGSL_DIR_VARIABLE,
+    WIDE_GROUPS,
 };
 pub use top_k::TOP_K_MAX;

@@ -213,6 +213,9 @@ impl DecodeKernel {
 /// wgsl/self_attention.wgsl).
 pub const ATTENTION_SPLIT: &str = "attention_split";
 
+/// A decode step's sum of the split's runs of keys, where it has several.
+pub const ATTENTION_COMBINE: &str = "attention_combine";
+
 /// An entry point the executor builds only with its override constants set, the first
 /// time a dispatch needs that specialisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -220,28 +223,46 @@ pub enum Specialisation {
     /// The decode matmul ([`DECODE_MATMUL`]).
     Decode(DecodeKernel),
     /// A decode step's attention ([`ATTENTION_SPLIT`]) over heads of `head_dim` values,
-    /// its caches rings or not.
-    AttentionSplit { head_dim: u32, ring: bool },
+    /// its caches rings or not, its output stored also as runs in 8 bits (`WRITE_RUNS`,
+    /// where the step has one run of keys) or not.
+    AttentionSplit {
+        head_dim: u32,
+        ring: bool,
+        write_runs: bool,
+    },
+    /// The sum of a decode step's runs of keys ([`ATTENTION_COMBINE`]), its output
+    /// stored also as runs in 8 bits or not.
+    AttentionCombine { write_runs: bool },
 }
 
 impl Specialisation {
     /// The entry points built only specialised.
-    pub const ENTRIES: [&'static str; 2] = [DECODE_MATMUL, ATTENTION_SPLIT];
+    pub const ENTRIES: [&'static str; 3] = [DECODE_MATMUL, ATTENTION_SPLIT, ATTENTION_COMBINE];
 
     pub fn entry(self) -> &'static str {
         match self {
             Specialisation::Decode(_) => DECODE_MATMUL,
             Specialisation::AttentionSplit { .. } => ATTENTION_SPLIT,
+            Specialisation::AttentionCombine { .. } => ATTENTION_COMBINE,
         }
     }
 
     pub fn constants(self) -> Vec<(&'static str, f64)> {
+        let flag = |on: bool| f64::from(u8::from(on));
         match self {
             Specialisation::Decode(kernel) => kernel.constants().to_vec(),
-            Specialisation::AttentionSplit { head_dim, ring } => vec![
+            Specialisation::AttentionSplit {
+                head_dim,
+                ring,
+                write_runs,
+            } => vec![
                 ("HEAD_DIM", f64::from(head_dim)),
-                ("RING", f64::from(u8::from(ring))),
+                ("RING", flag(ring)),
+                ("WRITE_RUNS", flag(write_runs)),
             ],
+            Specialisation::AttentionCombine { write_runs } => {
+                vec![("WRITE_RUNS", flag(write_runs))]
+            }
         }
     }
 }
@@ -354,7 +375,7 @@ impl Module {
             Module::SelfAttention(_) => &[
                 "attention",
                 ATTENTION_SPLIT,
-                "attention_combine",
+                ATTENTION_COMBINE,
                 "cache_store",
             ],
             Module::TopK => &["top_k_chunks", "top_k_merge"],
