@@ -29,8 +29,8 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lanes: Lanes) 
         // the others'; one that spans teams sums each team's apart. (No adapter at hand
         // takes the second way: lavapipe's and the H100's subgroups lie within teams of
         // 64 or more. It keeps the sums right where WGSL promises no such layout; a
-        // single loop over the teams a subgroup holds, instead of both ways, decoded
-        // TinyLlama slower on the H100, 913 → 827 tokens/s in one run.)
+        // single loop over the teams a subgroup holds, instead of both ways, may cost
+        // TinyLlama a tenth on the H100: BENCHMARKS.md, session 11.)
         if subgroupAll(team == subgroupBroadcastFirst(team)) {
             let sum = subgroupAdd(a);
             if leader {
