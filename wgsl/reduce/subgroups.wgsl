@@ -26,11 +26,12 @@ fn reduce_quads(a: vec4<f32>, b: vec4<f32>, squares: f32, q: u32, lanes: Lanes) 
     if TEAMS {
         // A subgroup within one team (as where subgroups are runs of consecutive
         // invocations, as wide as a team or less) sums its team's group, and zeros for
-        // the others'; one that spans teams sums each team's apart. (No adapter at hand
-        // takes the second way: lavapipe's and the H100's subgroups lie within teams of
-        // 64 or more. It keeps the sums right where WGSL promises no such layout; a
-        // single loop over the teams a subgroup holds, instead of both ways, may cost
-        // TinyLlama a tenth on the H100: BENCHMARKS.md, session 11.)
+        // the others'; one that spans teams sums each team's apart. (The executor's
+        // teams, of 64 invocations or more, take the first way on every adapter at hand;
+        // the second keeps the sums right where WGSL promises no such layout, and
+        // tests/gpu_reduce.rs takes it with teams narrower than a subgroup. A single loop
+        // over the teams a subgroup holds, instead of both ways, may cost TinyLlama a
+        // tenth on the H100: BENCHMARKS.md, session 11.)
         if subgroupAll(team == subgroupBroadcastFirst(team)) {
             let sum = subgroupAdd(a);
             if leader {
