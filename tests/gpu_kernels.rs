@@ -25,6 +25,10 @@ const TOLERANCE: f64 = 1e-4;
 /// 1.1e-3 over 4096 gated values). The faults they guard against move them by 5e-2 or
 /// more.
 const INT8_CHAIN_TOLERANCE: f64 = 5e-3;
+/// x in 8 bits rounded once by the kernel that makes it against the same device
+/// rounding it in each reader's workgroups: the same 8-bit values, but a folded norm
+/// sums x's squares in another order (a few ulps of its scale).
+const ROUNDED_APART_TOLERANCE: f64 = 1e-5;
 /// Kernels on tensor cores round W and x to f16 (a relative step of 2^-11).
 const F16_TOLERANCE: f64 = 2e-3;
 const CONTEXT: usize = 32;
@@ -185,9 +189,23 @@ impl Net {
             context: capacity,
             kv_type: self.kv_type,
             decode_input: self.decode_input,
+            round_once: true,
         };
         let gpu = GpuExecutor::new(&self.graph, &file.gguf, context, options)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
+        // Where x in 8 bits is rounded once by its producer, the same device rounding it
+        // in every reader's workgroups instead, to a tighter tolerance than the CPU's.
+        let mut rounded_apart = (self.runs_read > 0).then(|| {
+            let options = GpuOptions {
+                round_once: false,
+                ..options
+            };
+            let apart = GpuExecutor::new(&self.graph, &file.gguf, context, options)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(apart.runs_read(), 0, "{what}: runs read, rounding apart");
+            let kv = apart.kv_cache().unwrap();
+            (apart, kv)
+        });
         let mut cpu_kv = KvCache::new(&self.graph, capacity, self.kv_type);
         if self.device == Device::TensorCores {
             assert!(gpu.runs_on_tensor_cores(), "{what}: not on tensor cores");
@@ -223,6 +241,17 @@ impl Net {
                 "{what}, {} tokens after {past}: relative L2 {err:e}",
                 tokens.len()
             );
+            if let Some((apart, apart_kv)) = &mut rounded_apart {
+                let other = apart
+                    .run(tokens, past, apart_kv)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let err = relative_l2(&got, &other);
+                assert!(
+                    err < ROUNDED_APART_TOLERANCE,
+                    "{what}, {} tokens after {past}: rounded once against apart, relative L2 {err:e}",
+                    tokens.len()
+                );
+            }
             past += tokens.len();
         }
     }
@@ -1222,6 +1251,7 @@ fn top_k_reads_back_the_largest_of_the_last_row() {
         context: CONTEXT,
         kv_type: KvType::F16,
         decode_input: DecodeInput::F32,
+        round_once: true,
     };
     let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
     let mut kv = gpu.kv_cache().unwrap();
@@ -1255,6 +1285,7 @@ fn bad_steps_are_errors() {
         context: 8,
         kv_type: KvType::F16,
         decode_input: DecodeInput::F32,
+        round_once: true,
     };
     let gpu = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();
     let other = GpuExecutor::new(&net.graph, &file.gguf, context, options).unwrap();

@@ -59,6 +59,7 @@ fn compare_graphs(file: &str, prompt: &[u32], graphs: Graphs) {
         context: CONTEXT,
         kv_type: KvType::F16,
         decode_input: DecodeInput::F32,
+        round_once: true,
     };
     let n_vocab = model.config.n_vocab;
 

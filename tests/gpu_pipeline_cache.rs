@@ -53,6 +53,7 @@ fn build_and_run(context: &GpuContext, graph: &Graph, file: &TestFile) {
         context: 4,
         kv_type: KvType::F16,
         decode_input: DecodeInput::F32,
+        round_once: true,
     };
     let executor = GpuExecutor::new(graph, &file.gguf, context, options).unwrap();
     let cpu = CpuInterpreter::new(graph, &file.gguf).unwrap();

@@ -43,6 +43,7 @@ fn session_executor<'a>(model: &'a Model, context: &'a GpuContext) -> GpuExecuto
         context: CONTEXT,
         kv_type: KvType::F16,
         decode_input: DecodeInput::F32,
+        round_once: true,
     };
     GpuExecutor::new(&model.graph_all, &model.gguf, context, options).unwrap()
 }

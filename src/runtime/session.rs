@@ -135,6 +135,7 @@ impl Model {
             context: capacity,
             kv_type,
             decode_input,
+            round_once: true,
         };
         let executor = GpuExecutor::new(&self.graph_all, &self.gguf, gpu, options)?;
         let kv = executor.kv_cache()?;

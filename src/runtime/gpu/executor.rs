@@ -34,6 +34,11 @@ pub struct GpuOptions {
     pub kv_type: KvType,
     /// How the decode matmuls read x.
     pub decode_input: DecodeInput,
+    /// With x in 8 bits, whether a kernel that makes a matmul's x rounds it once for its
+    /// readers (`RUN_RECORD_BYTES`), rather than each reader's every workgroup rounding
+    /// it. The two give the same values, but for the order in which a folded norm sums
+    /// x's squares: the kernel tests hold one to the other.
+    pub round_once: bool,
 }
 
 /// The step buffer's words before its tokens: tokens, positions before, positions after,

@@ -1325,7 +1325,7 @@ impl NodeLowering<'_> {
         normed: bool,
         l: &mut Loader,
     ) -> Result<Option<(Runs, Option<&Weight>)>, GpuError> {
-        let int8 = l.options.decode_input == DecodeInput::Int8;
+        let int8 = l.options.decode_input == DecodeInput::Int8 && l.options.round_once;
         let norm = match self.readers_norm() {
             Some(norm) if int8 && len.is_multiple_of(INT8_RUN) && (normed || norm.is_none()) => {
                 norm
