@@ -229,27 +229,35 @@ impl Net {
                 cpu_kv.discard(keep, n, past);
                 gpu.discard(&mut gpu_kv, keep, n, past)
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
+                if let Some((apart, apart_kv)) = &mut rounded_apart {
+                    apart
+                        .discard(apart_kv, keep, n, past)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                }
                 past -= n;
             }
+            let step = format!("{what}, {} tokens after {past}", tokens.len());
+            let close = |got: &[f32], want: &[f32], tolerance: f64, against: &str| {
+                let err = relative_l2(got, want);
+                assert!(
+                    err < tolerance,
+                    "{step}: relative L2 {err:e} against {against}"
+                );
+            };
             let want = cpu.run(tokens, past, &mut cpu_kv).unwrap();
             let got = gpu
                 .run(tokens, past, &mut gpu_kv)
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
-            let err = relative_l2(&got, &want);
-            assert!(
-                err < tolerance,
-                "{what}, {} tokens after {past}: relative L2 {err:e}",
-                tokens.len()
-            );
+            close(&got, &want, tolerance, "the CPU");
             if let Some((apart, apart_kv)) = &mut rounded_apart {
                 let other = apart
                     .run(tokens, past, apart_kv)
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
-                let err = relative_l2(&got, &other);
-                assert!(
-                    err < ROUNDED_APART_TOLERANCE,
-                    "{what}, {} tokens after {past}: rounded once against apart, relative L2 {err:e}",
-                    tokens.len()
+                close(
+                    &got,
+                    &other,
+                    ROUNDED_APART_TOLERANCE,
+                    "x rounded in every reader",
                 );
             }
             past += tokens.len();
