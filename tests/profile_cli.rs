@@ -118,6 +118,9 @@ fn profile_times_every_dispatch_of_both_steps() {
         assert!(sum <= wall_us, "{name}: GPU {sum} µs > wall {wall_us} µs");
         assert!(f64_of(&step["span_us"]) <= wall_us, "{name}");
         assert!(f64_of(&step["unprofiled_wall_us"]) > 0.0, "{name}");
+        // The step as one pass: timed, and every dispatch of it runs in that span.
+        let one_pass = f64_of(&step["one_pass_us"]);
+        assert!(one_pass > 0.0 && one_pass.is_finite(), "{name}: {one_pass}");
     }
     // A decode step reads every matmul weight once and one row of the embedding table
     // (SmolLM2's output reuses it): all the weights in the device layout (blocks

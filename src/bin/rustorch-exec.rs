@@ -804,11 +804,12 @@ fn write_step(
     writeln!(
         out,
         "{name}: GPU {:.1} µs summed over {} dispatches ({:.1} a token), span {:.1} µs; \
-         wall {:.1} µs profiled, {:.1} µs unprofiled",
+         {:.1} µs as one pass; wall {:.1} µs profiled, {:.1} µs unprofiled",
         step.gpu_us,
         step.dispatches.len(),
         step.dispatches.len() as f64 / step.tokens as f64,
         step.span_us,
+        step.one_pass_us,
         step.wall_us,
         step.unprofiled_wall_us
     )?;

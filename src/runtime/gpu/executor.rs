@@ -12,7 +12,7 @@ use super::arena::{ActivationId, Arena, Use};
 use super::context::block_on;
 use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
-use super::profile::Timestamps;
+use super::profile::Timing;
 use super::progress::UploadProgress;
 use super::shaders::{Access, COOP_PREFILL};
 use super::top_k::{TopK, TOP_K_MAX};
@@ -906,21 +906,20 @@ impl<'a> GpuExecutor<'a> {
         encoder.finish()
     }
 
-    /// Checks the step, writes the step buffer and records every dispatch, each in its
-    /// own pass that writes its begin and end times to `timestamps` (the profiler's way;
-    /// a pass is the finest a timestamp needs no extra feature for).
+    /// Checks the step, writes the step buffer and records every dispatch, timed as
+    /// `timing` says.
     pub(super) fn record_timed(
         &self,
         tokens: &[u32],
         past: usize,
         kv: &GpuKvCache,
-        timestamps: &Timestamps,
+        timing: Timing,
     ) -> Result<wgpu::CommandEncoder, GpuError> {
         self.check_tokens(tokens)?;
         self.check(tokens.len(), past, kv)?;
         self.write_step(StepInput::Host(tokens), past, 0);
         let context = (past + tokens.len()) as u32;
-        Ok(self.encode(tokens.len() as u32, context, kv, Some(timestamps)))
+        Ok(self.encode(tokens.len() as u32, context, kv, Some(timing)))
     }
 
     /// Errors for a step the executor cannot run.
@@ -977,13 +976,13 @@ impl<'a> GpuExecutor<'a> {
     }
 
     /// Records every dispatch of a step of `t` tokens ending at `context`: all in one
-    /// compute pass, or with `timestamps` each in its own.
+    /// compute pass, or each in its own where every dispatch is timed.
     fn encode(
         &self,
         t: u32,
         context: u32,
         kv: &GpuKvCache,
-        timestamps: Option<&Timestamps>,
+        timing: Option<Timing>,
     ) -> wgpu::CommandEncoder {
         let max_dim = self.context.limits().max_compute_workgroups_per_dimension;
         let mut encoder =
@@ -1005,14 +1004,15 @@ impl<'a> GpuExecutor<'a> {
             pass.dispatch_workgroups(x, y, 1);
         };
         let running = (0..self.dispatches.len()).filter(|&i| self.dispatches[i].runs(t, context));
-        match timestamps {
-            None => {
-                let mut pass = step_pass(&mut encoder, None);
+        match timing {
+            None | Some(Timing::WholeStep(_)) => {
+                let writes = timing.map(|timing| timing.timestamps().writes(0));
+                let mut pass = step_pass(&mut encoder, writes);
                 for i in running {
                     encode(&mut pass, i);
                 }
             }
-            Some(timestamps) => {
+            Some(Timing::EachDispatch(timestamps)) => {
                 for i in running {
                     encode(&mut step_pass(&mut encoder, Some(timestamps.writes(i))), i);
                 }

@@ -1,12 +1,32 @@
 //! GPU time per dispatch from timestamp queries: a profiled step records each dispatch
 //! in its own compute pass that writes its begin and end times (this needs only
 //! `TIMESTAMP_QUERY`), resolves them into a buffer and reads them back. The normal step
-//! (one pass, one submit) is untouched; profiling runs the same step again.
+//! (one pass, one submit) is untouched; profiling runs the same step again, and once
+//! more as one pass timed from its begin to its end: what the device spends on the step
+//! as generation runs it, the gaps between dependent dispatches included, which the
+//! passes of the first way lengthen.
 
 use std::time::Instant;
 
 use super::{GpuError, GpuExecutor, GpuKvCache};
 use crate::runtime::cpu::RunError;
+
+/// How a profiled step is timed.
+#[derive(Clone, Copy)]
+pub(super) enum Timing<'t> {
+    /// Each dispatch in its own pass, timed (slots `2 i`, `2 i + 1` for dispatch `i`).
+    EachDispatch(&'t Timestamps),
+    /// The step's one pass, timed as a whole (slots 0 and 1).
+    WholeStep(&'t Timestamps),
+}
+
+impl<'t> Timing<'t> {
+    pub(super) fn timestamps(self) -> &'t Timestamps {
+        match self {
+            Timing::EachDispatch(t) | Timing::WholeStep(t) => t,
+        }
+    }
+}
 
 /// Timestamp slots for the dispatches of one step: two per dispatch (begin, end), in
 /// query sets of at most `QUERY_SET_MAX_QUERIES` (an even number, so a pair never
@@ -114,6 +134,9 @@ pub struct StepProfile {
     /// Host time of the same step run normally (one pass, one submit, the greedy
     /// token's 4 bytes read back), as generation runs it.
     pub unprofiled_wall_us: f64,
+    /// GPU time of the step recorded as one pass, as generation records it, from the
+    /// pass's begin to its end: the dispatches and the gaps between them.
+    pub one_pass_us: f64,
     /// In the order they ran.
     pub dispatches: Vec<DispatchTime>,
 }
@@ -163,8 +186,8 @@ pub fn profile(
     })
 }
 
-/// Runs one step normally, then again with timestamps (both write the same cache
-/// positions with the same values).
+/// Runs one step normally, then again with each dispatch timed and once more timed
+/// as one pass (all write the same cache positions with the same values).
 fn profile_step(
     executor: &GpuExecutor,
     kv: &mut GpuKvCache,
@@ -178,17 +201,10 @@ fn profile_step(
 
     let timestamps = Timestamps::new(&context.device, executor.dispatch_slots());
     let start = Instant::now();
-    let mut encoder = executor.record_timed(tokens, past, kv, &timestamps)?;
-    timestamps.resolve(&mut encoder);
-    context.queue.submit([encoder.finish()]);
-    let data = executor.read(&timestamps.readback, timestamps.bytes())?;
+    let ticks = timed_run(executor, kv, tokens, past, Timing::EachDispatch(&timestamps))?;
     let wall_us = start.elapsed().as_secs_f64() * 1e6;
-
-    // Read-back bytes carry no alignment promise: no cast to u64 in place.
-    let ticks: Vec<u64> = data
-        .chunks_exact(8)
-        .map(bytemuck::pod_read_unaligned)
-        .collect();
+    let whole = Timestamps::new(&context.device, 1);
+    let one_pass = timed_run(executor, kv, tokens, past, Timing::WholeStep(&whole))?;
     let us_per_tick = context.queue.get_timestamp_period() as f64 / 1000.0;
     // Slots of dispatches the step skips hold nothing: only the running ones count.
     let ran: Vec<usize> = executor
@@ -227,6 +243,27 @@ fn profile_step(
         span_us: end.saturating_sub(begin) as f64 * us_per_tick,
         wall_us,
         unprofiled_wall_us,
+        one_pass_us: one_pass[1].saturating_sub(one_pass[0]) as f64 * us_per_tick,
         dispatches,
     })
+}
+
+/// Runs the step timed as `timing` says and returns the timestamps' ticks.
+fn timed_run(
+    executor: &GpuExecutor,
+    kv: &GpuKvCache,
+    tokens: &[u32],
+    past: usize,
+    timing: Timing,
+) -> Result<Vec<u64>, GpuError> {
+    let timestamps = timing.timestamps();
+    let mut encoder = executor.record_timed(tokens, past, kv, timing)?;
+    timestamps.resolve(&mut encoder);
+    executor.context().queue.submit([encoder.finish()]);
+    let data = executor.read(&timestamps.readback, timestamps.bytes())?;
+    // Read-back bytes carry no alignment promise: no cast to u64 in place.
+    Ok(data
+        .chunks_exact(8)
+        .map(bytemuck::pod_read_unaligned)
+        .collect())
 }
