@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::pipeline_cache::PipelineCache;
 use super::{GpuError, Reduction};
@@ -67,6 +68,13 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 fn describe(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
 }
+
+/// How long a wait polls the device before it blocks: a decode step ends within it,
+/// and a blocking wait wakes tens of µs after the device is done (measured: polling
+/// made TinyLlama's synchronous decode 7 – 10% faster on an H100), while polling keeps
+/// one host core busy for at most this long. A software adapter never polls: it
+/// computes on the host's cores.
+const SPIN: Duration = Duration::from_millis(20);
 
 /// Blocks on a wgpu future (every native wgpu future resolves once the device is polled).
 pub(super) fn block_on<F: Future>(f: F) -> F::Output {
@@ -293,6 +301,32 @@ impl GpuContext {
     /// Waits for all submitted work.
     pub(super) fn wait(&self) -> Result<(), GpuError> {
         self.wait_for(None)
+    }
+
+    /// Waits for the message a callback of the submitted work sends on `receiver` (a
+    /// buffer's mapping), polling the device for up to [`SPIN`] before blocking until
+    /// `submission` is done (all submitted work for None).
+    pub(super) fn wait_for_message<T>(
+        &self,
+        receiver: &std::sync::mpsc::Receiver<T>,
+        submission: Option<wgpu::SubmissionIndex>,
+    ) -> Result<T, GpuError> {
+        let start = Instant::now();
+        let spin = self.info.device_type != wgpu::DeviceType::Cpu;
+        while spin && start.elapsed() < SPIN {
+            self.device
+                .poll(wgpu::PollType::Poll)
+                .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
+            if let Ok(message) = receiver.try_recv() {
+                self.check()?;
+                return Ok(message);
+            }
+            std::hint::spin_loop();
+        }
+        self.wait_for(submission)?;
+        receiver
+            .recv()
+            .map_err(|_| GpuError::DeviceLost("the read-back never completed".into()))
     }
 
     /// Waits for `submission` and the work before it (all submitted work for None).

@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use super::ahead::{Ahead, Readout, StepShape};
 use super::arena::{ActivationId, Arena, Use};
-use super::context::block_on;
 use super::kv::GpuKvCache;
 use super::lower::{lower, max_elements, Loader, Value};
 use super::profile::Timing;
@@ -1039,9 +1038,8 @@ impl<'a> GpuExecutor<'a> {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = sender.send(r);
         });
-        self.context.wait_for(submission)?;
-        block_on(async { receiver.recv() })
-            .map_err(|_| GpuError::DeviceLost("the read-back never completed".into()))?
+        self.context
+            .wait_for_message(&receiver, submission)?
             .map_err(|e| GpuError::Device(format!("reading results back: {e}")))?;
         let data = slice
             .get_mapped_range()

@@ -201,7 +201,13 @@ fn profile_step(
 
     let timestamps = Timestamps::new(&context.device, executor.dispatch_slots());
     let start = Instant::now();
-    let ticks = timed_run(executor, kv, tokens, past, Timing::EachDispatch(&timestamps))?;
+    let ticks = timed_run(
+        executor,
+        kv,
+        tokens,
+        past,
+        Timing::EachDispatch(&timestamps),
+    )?;
     let wall_us = start.elapsed().as_secs_f64() * 1e6;
     let whole = Timestamps::new(&context.device, 1);
     let one_pass = timed_run(executor, kv, tokens, past, Timing::WholeStep(&whole))?;
