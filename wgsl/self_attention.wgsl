@@ -6,9 +6,10 @@
 // (the largest score, the sum of exponentials, the weighted values), and
 // `attention_combine` rescales the runs to their common maximum and adds them up (a
 // context of ONE_RUN_BLOCKS blocks or fewer is one run, which writes the output itself,
-// and the combine does not run). The workgroup whose run ends at the step's own
-// position stores the step's key and value rows first, so that every key comes from
-// the cache, with no branch between cache and input to serialise the loads.
+// and the combine does not run). Each workgroup stages the step's own key and value
+// rows, rounded as the cache holds them, and reads the key at the step's position
+// from there (a select between two loads in flight together, not a branch); the
+// workgroup whose run ends there also stores them in the caches.
 //
 // A longer step (`attention`: one workgroup per query head and tile of tokens) reads
 // past positions from the caches and its own rows from its inputs, rounded as the
@@ -67,82 +68,118 @@ fn cache_row(j: u32) -> u32 {
     return j * kv_row_len();
 }
 
-// A decode step reads every key and value from the caches (its workgroups store the
-// step's own row first), so that no branch between cache and input keeps the loads
-// from being in flight together.
-
 // A decode step's head length: a pipeline constant (the executor specialises
-// `attention_split` to the model's). Loops over a row do not unroll on their own, so
-// each iteration below holds many loads written out, all in flight together; fixed
-// trip counts let the driver drop the tails a head length does not need. Everything
-// but the loads over a row reads `p.head_dim`, which is the same.
+// `attention_split` to the model's), so that the loops over a row have fixed trip
+// counts and the driver drops what a head length does not need. Everything but the
+// split's loads over a row reads `p.head_dim`, which is the same.
 override HEAD_DIM: u32 = 128u;
 
-// Scale-free score of the query (in q_row) with position j's key, head kvh: 64 values
-// (32 loads) an iteration, then 16 at a time for a head of other than a multiple of 64.
-fn key_dot(j: u32, kvh: u32) -> f32 {
-    let base = (cache_row(j) + kvh * HEAD_DIM) / 2u;
-    var acc = 0.0;
-    var e = 0u;
-    for (; e + 64u <= HEAD_DIM; e += 64u) {
-        let w = base + e / 2u;
-        acc += cached_dot16(w, e) + cached_dot16(w + 8u, e + 16u) + cached_dot16(w + 16u, e + 32u)
-            + cached_dot16(w + 24u, e + 48u);
+// A decode workgroup (`attention_split`) takes its run's keys BLOCK at a time with
+// DECODE_GROUP invocations: KEY_LANES of them score a key together, then
+// `value_lanes()` of them weigh a value row together, in `key_groups()` groups, group
+// g taking keys g, g + groups, … of the block. Every load of a block, keys and
+// values, is one round in flight together: a round of loads waits about a
+// microsecond, which is most of a short context's attention.
+const DECODE_GROUP: u32 = 256u;
+// Keys a workgroup scores at once.
+const BLOCK: u32 = 64u;
+const KEY_LANES: u32 = DECODE_GROUP / BLOCK;
+const MAX_HEAD_DIM: u32 = 256u;
+// Below every score, finite so that exp(m − m′) is 0 rather than NaN.
+const LOWEST: f32 = -3.0e38;
+
+fn value_lanes() -> u32 {
+    return HEAD_DIM / 2u;
+}
+
+fn key_groups() -> u32 {
+    return DECODE_GROUP / value_lanes();
+}
+
+// The step's query, and its own key and value rows as the cache holds them (pairs):
+// the key at the step's position is read from here rather than from the cache, so
+// that no barrier waits for the row's stores to the caches. Stored, as in the cache,
+// so that the rounding is the cache's: a driver may fold a rounding to f16 and back
+// within one invocation into nothing.
+var<workgroup> own_q: array<f32, MAX_HEAD_DIM>;
+var<workgroup> own_k: array<CachePair, MAX_HEAD_DIM / 2u>;
+var<workgroup> own_v: array<CachePair, MAX_HEAD_DIM / 2u>;
+// Each invocation's part of its key's score.
+var<workgroup> score_parts: array<f32, DECODE_GROUP>;
+var<workgroup> block_probs: array<f32, BLOCK>;
+// The key groups' sums of values, added up at the end of `attend`.
+var<workgroup> group_values: array<vec2<f32>, DECODE_GROUP>;
+
+// Head h's query and kv head kvh's key and value rows of the step into workgroup
+// memory (the caller's barrier publishes them), the key and value also into the
+// caches where `stores` (every query head of the kv head stores the same values,
+// whichever write lands; no query of the step needs the slot a ring overwrites, as a
+// ring holds the window or more).
+fn stage_own_rows(h: u32, kvh: u32, stores: bool, lid: u32) {
+    if lid >= HEAD_DIM / 2u {
+        return;
     }
-    for (; e < HEAD_DIM; e += 16u) {
-        acc += cached_dot16(base + e / 2u, e);
+    let e = 2u * lid;
+    let q_at = p.q_offset + h * HEAD_DIM + e;
+    let k_at = p.k_offset + kvh * HEAD_DIM + e;
+    let v_at = p.v_offset + kvh * HEAD_DIM + e;
+    let key = stored_pair(vec2<f32>(k[k_at], k[k_at + 1u]));
+    let value = stored_pair(vec2<f32>(v[v_at], v[v_at + 1u]));
+    own_q[e] = q[q_at];
+    own_q[e + 1u] = q[q_at + 1u];
+    own_k[lid] = key;
+    own_v[lid] = value;
+    if stores {
+        let slot = (cache_row(step.past) + kvh * HEAD_DIM + e) / 2u;
+        k_cache[slot] = key;
+        v_cache[slot] = value;
+    }
+}
+
+// Where position j's row of kv head kvh starts in a cache, in pairs.
+fn head_pairs(j: u32, kvh: u32) -> u32 {
+    return (cache_row(j) + kvh * HEAD_DIM) / 2u;
+}
+
+// The query's dot product with pair w of a key (pairs from `base`; the step's own
+// key where `own`); 0 past the head's end, whose load reads its last pair.
+fn key_pair(base: u32, w: u32, own: bool) -> f32 {
+    let inside = w < HEAD_DIM / 2u;
+    let at = min(w, HEAD_DIM / 2u - 1u);
+    let key = cache_pair(select(k_cache[base + at], own_k[at], own));
+    return select(0.0, dot(key, vec2<f32>(own_q[2u * at], own_q[2u * at + 1u])), inside);
+}
+
+// Loads of a row an invocation has in flight together: 16, or 8 for heads of up to
+// 64 values, whose invocations take no more (`key_part`, and `attend`'s values).
+fn unrolled() -> u32 {
+    return select(16u, 8u, HEAD_DIM <= 64u);
+}
+
+// Part `part` of the scale-free score of position j's key: pairs part, part +
+// KEY_LANES, … (so that a key's invocations load neighbouring words together),
+// `unrolled()` an iteration: one iteration for a head of up to 128 values.
+fn key_part(j: u32, kvh: u32, part: u32) -> f32 {
+    let base = head_pairs(j, kvh);
+    let own = j == step.past;
+    var acc = 0.0;
+    for (var w = part; w < HEAD_DIM / 2u; w += unrolled() * KEY_LANES) {
+        for (var i = 0u; i < unrolled(); i += 4u) {
+            acc += key_pair(base, w + i * KEY_LANES, own) + key_pair(base, w + (i + 1u) * KEY_LANES, own)
+                + key_pair(base, w + (i + 2u) * KEY_LANES, own) + key_pair(base, w + (i + 3u) * KEY_LANES, own);
+        }
     }
     return acc;
 }
 
-// Query values e .. e + 16 with the 16 cached key values from pair w on.
-fn cached_dot16(w: u32, e: u32) -> f32 {
-    let a = vec4<f32>(cache_pair(k_cache[w]), cache_pair(k_cache[w + 1u]));
-    let b = vec4<f32>(cache_pair(k_cache[w + 2u]), cache_pair(k_cache[w + 3u]));
-    let c = vec4<f32>(cache_pair(k_cache[w + 4u]), cache_pair(k_cache[w + 5u]));
-    let d = vec4<f32>(cache_pair(k_cache[w + 6u]), cache_pair(k_cache[w + 7u]));
-    let q = e / 4u;
-    return dot(q_row[q], a) + dot(q_row[q + 1u], b) + dot(q_row[q + 2u], c) + dot(q_row[q + 3u], d);
+// Pair `lane` of the value row of key kb of the block at j0 (kv head kvh), weighted by
+// its probability: 0 for keys past the block; keys past the run's last (probability
+// 0) read its last key's values.
+fn weighted_value(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> vec2<f32> {
+    let j = min(j0 + kb, last);
+    let value = cache_pair(select(v_cache[head_pairs(j, kvh) + lane], own_v[lane], j == step.past));
+    return select(0.0, block_probs[min(kb, BLOCK - 1u)], kb < BLOCK) * value;
 }
-
-// How a decode workgroup shares a block's values: `value_lanes()` invocations a value
-// row, each taking pair `lane` of it (and pair lane + 64 in a head of more than 128
-// values), in `key_groups()` groups, group g taking keys g, g + groups, … of the
-// block; the groups' sums are added at the end (`attend`). Invocations past the last
-// group compute and add nothing.
-fn value_lanes() -> u32 {
-    return min(HEAD_DIM / 2u, BLOCK);
-}
-
-fn key_groups() -> u32 {
-    let lanes = value_lanes();
-    return select(1u, BLOCK / lanes, BLOCK % lanes == 0u);
-}
-
-// An invocation's values of position j's value row, head kvh: pairs lane and
-// lane + 64, as (2·lane, 2·lane + 1, 2·lane + 128, 2·lane + 129); 0 past the head's end.
-fn values4(j: u32, kvh: u32, lane: u32) -> vec4<f32> {
-    let pairs = HEAD_DIM / 2u;
-    let base = (cache_row(j) + kvh * HEAD_DIM) / 2u;
-    let low = cache_pair(v_cache[base + lane]);
-    if pairs <= BLOCK {
-        return vec4<f32>(low, 0.0, 0.0);
-    }
-    // Clamped rather than branched around, so that both loads are in flight together.
-    let high = cache_pair(v_cache[base + min(lane + BLOCK, pairs - 1u)]);
-    return vec4<f32>(low, select(vec2<f32>(), high, lane + BLOCK < pairs));
-}
-
-// Keys a workgroup scores at once (one per invocation).
-const BLOCK: u32 = 64u;
-const MAX_HEAD_DIM: u32 = 256u;
-// Below every score, finite so that exp(m − m′) is 0 rather than NaN.
-const LOWEST: f32 = -3.0e38;
-// The query, four values a vector.
-var<workgroup> q_row: array<vec4<f32>, MAX_HEAD_DIM / 4u>;
-var<workgroup> block_probs: array<f32, BLOCK>;
-// The key groups' sums of values, added up at the end of `attend`.
-var<workgroup> group_values: array<vec4<f32>, BLOCK>;
 
 // The keys a query at `pos` sees start here.
 fn first_key(pos: u32) -> u32 {
@@ -166,48 +203,18 @@ fn run_len(keys: u32) -> u32 {
     return BLOCK * ((blocks + MAX_RUNS - 1u) / MAX_RUNS);
 }
 
-// Query row t of head h into q_row (the caller's barrier publishes it).
-fn load_query(h: u32, t: u32, lid: u32) {
-    for (var i = lid; i < HEAD_DIM / 4u; i += BLOCK) {
-        let at = t * p.q_stride + p.q_offset + h * HEAD_DIM + 4u * i;
-        q_row[i] = vec4<f32>(q[at], q[at + 1u], q[at + 2u], q[at + 3u]);
-    }
-}
-
-// Lane `lane`'s values of 8 keys of the block at j0, each key_groups() after the last
-// from jj, weighted by their probabilities. Keys past the run's last (probability 0)
-// read its last key's values; indices past the block, reached only by invocations past
-// the last group (whose sums are dropped), are clamped to its last key.
-fn weighted8(j0: u32, jj: u32, last: u32, kvh: u32, lane: u32) -> vec4<f32> {
-    let stride = key_groups();
-    let k = min(vec4<u32>(jj) + vec4<u32>(0u, 1u, 2u, 3u) * stride, vec4<u32>(BLOCK - 1u));
-    let l = min(vec4<u32>(jj) + vec4<u32>(4u, 5u, 6u, 7u) * stride, vec4<u32>(BLOCK - 1u));
-    let at = min(vec4<u32>(j0) + k, vec4<u32>(last));
-    let bt = min(vec4<u32>(j0) + l, vec4<u32>(last));
-    let v0 = values4(at.x, kvh, lane);
-    let v1 = values4(at.y, kvh, lane);
-    let v2 = values4(at.z, kvh, lane);
-    let v3 = values4(at.w, kvh, lane);
-    let v4 = values4(bt.x, kvh, lane);
-    let v5 = values4(bt.y, kvh, lane);
-    let v6 = values4(bt.z, kvh, lane);
-    let v7 = values4(bt.w, kvh, lane);
-    return block_probs[k.x] * v0 + block_probs[k.y] * v1 + block_probs[k.z] * v2 + block_probs[k.w] * v3
-        + block_probs[l.x] * v4 + block_probs[l.y] * v5 + block_probs[l.z] * v6 + block_probs[l.w] * v7;
-}
-
 // The softmax of one query over keys lo .. hi, unnormalised: the largest score `m`,
-// the sum of exp(score − m), and, in the first key group's invocations, their pairs
-// (see `values4`) of the values weighted by exp(score − m).
+// the sum of exp(score − m), and, in the first key group's invocations (pair `lid` of
+// the row), the values weighted by exp(score − m).
 struct Run {
     m: f32,
     sum: f32,
-    acc: vec4<f32>,
+    acc: vec2<f32>,
 }
 
-// Keys are taken BLOCK at a time (one per invocation); the softmax runs online: the
-// running maximum rescales the sums and the accumulated values when it grows. Each
-// invocation sums its own keys' exponentials, added up once at the end.
+// Keys are taken BLOCK at a time; the softmax runs online: the running maximum
+// rescales the sums and the accumulated values when it grows. Invocation lid < BLOCK
+// sums the exponentials of key lid of each block, added up once at the end.
 fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
     let lanes = value_lanes();
     let groups = key_groups();
@@ -216,42 +223,50 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
     let last = hi - 1u;
     var m = LOWEST;
     var own_sum = 0.0;
-    var acc = vec4<f32>();
+    var acc = vec2<f32>();
     for (var j0 = lo; j0 < hi; j0 += BLOCK) {
-        // Invocations past the last key score it again (branch-free loads) and drop it.
-        let scored = j0 + lid < hi;
-        let score = select(LOWEST, p.scale * key_dot(min(j0 + lid, last), kvh), scored);
+        // Keys past the run's last are scored again (branch-free loads) and dropped.
+        let part = key_part(min(j0 + lid / KEY_LANES, last), kvh, lid % KEY_LANES);
+        score_parts[lid] = part;
+        workgroupBarrier();
+        let key = lid % BLOCK;
+        var dot_qk = 0.0;
+        for (var i = 0u; i < KEY_LANES; i++) {
+            dot_qk += score_parts[KEY_LANES * key + i];
+        }
+        let scored = lid < BLOCK && j0 + key < hi;
+        let score = select(LOWEST, p.scale * dot_qk, scored);
         let m_new = max(m, workgroup_max(score, lid));
         let prob = select(0.0, exp(score - m_new), scored);
         let rescale = exp(m - m_new);
         own_sum = own_sum * rescale + prob;
         acc *= rescale;
         m = m_new;
-        block_probs[lid] = prob;
+        if lid < BLOCK {
+            block_probs[lid] = prob;
+        }
         workgroupBarrier();
-        // A group's keys, 32 an iteration (8 where it has 8, 16 where 16), up to the
-        // run's last key.
-        let keys = BLOCK / groups;
-        for (var i = 0u; i < keys; i += 32u) {
-            if j0 + i * groups > last {
-                break;
-            }
-            acc += weighted8(j0, group + i * groups, last, kvh, lane);
-            if keys > 8u {
-                acc += weighted8(j0, group + (i + 8u) * groups, last, kvh, lane);
-            }
-            if keys > 16u {
-                acc += weighted8(j0, group + (i + 16u) * groups, last, kvh, lane)
-                    + weighted8(j0, group + (i + 24u) * groups, last, kvh, lane);
+        // A group's keys, `unrolled()` an iteration (their loads in flight together),
+        // up to the run's last key. Invocations past the last group add nothing.
+        if group < groups {
+            for (var i = 0u; i < BLOCK / groups && j0 + group + i * groups <= last; i += unrolled()) {
+                var sum = vec2<f32>();
+                for (var n = 0u; n < unrolled(); n += 4u) {
+                    let kb = group + (i + n) * groups;
+                    sum += weighted_value(j0, kb, last, kvh, lane) + weighted_value(j0, kb + groups, last, kvh, lane)
+                        + weighted_value(j0, kb + 2u * groups, last, kvh, lane)
+                        + weighted_value(j0, kb + 3u * groups, last, kvh, lane);
+                }
+                acc += sum;
             }
         }
-        // The next block's probabilities are stored after the barriers of its maximum,
-        // which every invocation reaches only once done with these.
+        // The next block's parts and probabilities are stored after the barriers of
+        // its maximum, which every invocation reaches only once done with these.
     }
     let sum = workgroup_sum(own_sum, lid);
-    if groups > 1u {
-        group_values[lid] = acc;
-        workgroupBarrier();
+    group_values[lid] = acc;
+    workgroupBarrier();
+    if lid < lanes {
         for (var g = 1u; g < groups; g++) {
             acc += group_values[lane + g * lanes];
         }
@@ -259,11 +274,10 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
     return Run(m, sum, acc);
 }
 
-// Where lane lid's four values (see `values4`: value pairs lid and lid + 64) lie
-// in a head's row, and which of them lie inside the head: the one layout of `out` and
-// of a run's values in `runs`.
+// Where the combine's invocation lid's four values (value pairs lid and lid +
+// MAX_RUNS) lie in a head's row, and which of them lie inside the head.
 fn own_values(lid: u32) -> vec4<u32> {
-    return vec4<u32>(2u * lid, 2u * lid + 1u, 2u * (lid + BLOCK), 2u * (lid + BLOCK) + 1u);
+    return vec4<u32>(2u * lid, 2u * lid + 1u, 2u * (lid + MAX_RUNS), 2u * (lid + MAX_RUNS) + 1u);
 }
 
 fn own_inside(lid: u32) -> vec4<bool> {
@@ -286,21 +300,14 @@ fn write_out(row: u32, values: vec4<f32>, lid: u32) {
 // executor sets for the split and the combine where x is read in 8 bits.
 override WRITE_RUNS: bool = false;
 
-// A decode step's head h: its output row `values` (an invocation's four, as
-// `write_out` takes them) also as runs of 8 rounded to 8 bits, with WRITE_RUNS.
-// (Sized for the largest head: `attention_combine` is built with HEAD_DIM's default.)
-var<workgroup> head_row: array<f32, 256>;
+// A decode step's head h: its output row, which the workgroup has put in head_row,
+// also as runs of 8 rounded to 8 bits, with WRITE_RUNS. (Sized for the largest head:
+// `attention_combine` is built with HEAD_DIM's default.)
+var<workgroup> head_row: array<f32, MAX_HEAD_DIM>;
 
-fn write_runs(h: u32, values: vec4<f32>, lid: u32) {
+fn store_runs(h: u32, lid: u32) {
     if !WRITE_RUNS {
         return;
-    }
-    let at = own_values(lid);
-    let inside = own_inside(lid);
-    for (var i = 0u; i < 4u; i++) {
-        if inside[i] {
-            head_row[at[i]] = values[i];
-        }
     }
     workgroupBarrier();
     if lid < p.head_dim / 8u {
@@ -494,7 +501,7 @@ fn run_values(h: u32, r: u32) -> u32 {
 }
 
 // A decode step: one workgroup per query head and run of keys.
-@compute @workgroup_size(64)
+@compute @workgroup_size(DECODE_GROUP)
 fn attention_split(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -512,40 +519,36 @@ fn attention_split(
     }
     let hi = min(lo + len, pos + 1u);
     let kvh = h / (p.n_head / p.n_head_kv);
-    load_query(h, 0u, lid);
-    // Every query head of the kv head stores the same values, whichever write lands.
-    // No query of the step needs the slot a ring overwrites (a ring holds the window
-    // or more).
-    if hi == pos + 1u {
-        for (var e = 2u * lid; e < p.head_dim; e += 2u * BLOCK) {
-            store_pair(0u, kvh * p.head_dim + e);
-        }
-        storageBarrier();
-    }
+    stage_own_rows(h, kvh, hi == pos + 1u, lid);
     workgroupBarrier();
     let run = attend(kvh, lo, hi, lid);
-    // The first key group holds the values (see `attend`), pair lid a lane; the lanes
-    // past it own no values (`own_inside`).
+    // The first key group holds the values (see `attend`), pair lid a lane.
+    let lanes = value_lanes();
     // The only run: the output itself (the combine does not run).
     if len >= pos + 1u - first {
-        write_out(h * p.head_dim, run.acc / run.sum, lid);
-        write_runs(h, run.acc / run.sum, lid);
+        let values = run.acc / run.sum;
+        if lid < lanes {
+            let e = 2u * lid;
+            out[h * HEAD_DIM + e] = values.x;
+            out[h * HEAD_DIM + e + 1u] = values.y;
+            if WRITE_RUNS {
+                head_row[e] = values.x;
+                head_row[e + 1u] = values.y;
+            }
+        }
+        store_runs(h, lid);
         return;
     }
-    if lid >= value_lanes() {
+    if lid >= lanes {
         return;
     }
     if lid == 0u {
         runs[run_stats(h, r)] = run.m;
         runs[run_stats(h, r) + 1u] = run.sum;
     }
-    let at = vec4<u32>(run_values(h, r)) + own_values(lid);
-    let inside = own_inside(lid);
-    for (var i = 0u; i < 4u; i++) {
-        if inside[i] {
-            runs[at[i]] = run.acc[i];
-        }
-    }
+    let at = run_values(h, r) + 2u * lid;
+    runs[at] = run.acc.x;
+    runs[at + 1u] = run.acc.y;
 }
 
 // A decode step: one workgroup per query head adds up its runs, each rescaled to the
@@ -587,7 +590,15 @@ fn attention_combine(
             + run_scales[min(r + 3u, MAX_RUNS - 1u)] * run_values4(h, min(r + 3u, last), offsets);
     }
     write_out(h * p.head_dim, acc / sum, lid);
-    write_runs(h, acc / sum, lid);
+    if WRITE_RUNS {
+        let values = acc / sum;
+        for (var i = 0u; i < 4u; i++) {
+            if inside[i] {
+                head_row[own_values(lid)[i]] = values[i];
+            }
+        }
+    }
+    store_runs(h, lid);
 }
 
 // Head h's run r's values at `offsets` in its row.
