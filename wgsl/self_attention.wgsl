@@ -77,9 +77,9 @@ override HEAD_DIM: u32 = 128u;
 // A decode workgroup (`attention_split`) takes its run's keys BLOCK at a time with
 // DECODE_GROUP invocations: KEY_LANES of them score a key together, then
 // `value_lanes()` of them weigh a value row together, in `key_groups()` groups, group
-// g taking keys g, g + groups, … of the block. Every load of a block, keys and
-// values, is one round in flight together: a round of loads waits about a
-// microsecond, which is most of a short context's attention.
+// g taking keys g, g + groups, … of the block. A block's loads, keys and values (of a
+// head of up to 128 values), are one round in flight together: a round of loads
+// waits about a microsecond, which is most of a short context's attention.
 const DECODE_GROUP: u32 = 256u;
 // Keys a workgroup scores at once.
 const BLOCK: u32 = 64u;
@@ -172,13 +172,21 @@ fn key_part(j: u32, kvh: u32, part: u32) -> f32 {
     return acc;
 }
 
-// Pair `lane` of the value row of key kb of the block at j0 (kv head kvh), weighted by
-// its probability: 0 for keys past the block; keys past the run's last (probability
-// 0) read its last key's values.
-fn weighted_value(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> vec2<f32> {
+// Pair `lane` of the value row of key kb of the block at j0 (kv head kvh), as the
+// cache holds it; keys past the run's last read its last key's values.
+fn value_pair(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> CachePair {
     let j = min(j0 + kb, last);
-    let value = cache_pair(select(v_cache[head_pairs(j, kvh) + lane], own_v[lane], j == step.past));
-    return select(0.0, block_probs[min(kb, BLOCK - 1u)], kb < BLOCK) * value;
+    return select(v_cache[head_pairs(j, kvh) + lane], own_v[lane], j == step.past);
+}
+
+// Key kb's probability: 0 for keys past the block (and past the run's last, as
+// `attend` stores them).
+fn block_prob(kb: u32) -> f32 {
+    return select(0.0, block_probs[min(kb, BLOCK - 1u)], kb < BLOCK);
+}
+
+fn weighted_value(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> vec2<f32> {
+    return block_prob(kb) * cache_pair(value_pair(j0, kb, last, kvh, lane));
 }
 
 // The keys a query at `pos` sees start here.
@@ -225,6 +233,12 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
     var own_sum = 0.0;
     var acc = vec2<f32>();
     for (var j0 = lo; j0 < hi; j0 += BLOCK) {
+        // The group's first `unrolled()` values (all of them for a head of up to 128),
+        // loaded in the keys' round: they wait on nothing the scores do.
+        var early: array<CachePair, 16>;
+        for (var n = 0u; n < unrolled(); n++) {
+            early[n] = value_pair(j0, group + n * groups, last, kvh, lane);
+        }
         // Keys past the run's last are scored again (branch-free loads) and dropped.
         let part = key_part(min(j0 + lid / KEY_LANES, last), kvh, lid % KEY_LANES);
         score_parts[lid] = part;
@@ -246,19 +260,23 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
             block_probs[lid] = prob;
         }
         workgroupBarrier();
-        // A group's keys, `unrolled()` an iteration (their loads in flight together),
-        // up to the run's last key. Invocations past the last group add nothing.
+        // Invocations past the last group add nothing.
         if group < groups {
-            for (var i = 0u; i < BLOCK / groups && j0 + group + i * groups <= last; i += unrolled()) {
-                var sum = vec2<f32>();
+            var sum = vec2<f32>();
+            for (var n = 0u; n < unrolled(); n++) {
+                sum += block_prob(group + n * groups) * cache_pair(early[n]);
+            }
+            // A longer head's further keys, `unrolled()` an iteration (their loads in
+            // flight together), up to the run's last key.
+            for (var i = unrolled(); i < BLOCK / groups && j0 + group + i * groups <= last; i += unrolled()) {
                 for (var n = 0u; n < unrolled(); n += 4u) {
                     let kb = group + (i + n) * groups;
                     sum += weighted_value(j0, kb, last, kvh, lane) + weighted_value(j0, kb + groups, last, kvh, lane)
                         + weighted_value(j0, kb + 2u * groups, last, kvh, lane)
                         + weighted_value(j0, kb + 3u * groups, last, kvh, lane);
                 }
-                acc += sum;
             }
+            acc += sum;
         }
         // The next block's parts and probabilities are stored after the barriers of
         // its maximum, which every invocation reaches only once done with these.

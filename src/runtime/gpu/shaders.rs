@@ -151,7 +151,10 @@ impl DecodeKernel {
         let round_x = input == DecodeInput::Int8;
         let write_runs = round_x && matrix.rounds_output;
         let compact = matches!(matrix.ty, GgmlType::Q4_0 | GgmlType::Q4K);
-        let most = if round_x { 4 } else { 2 };
+        // A gated kernel making whole runs takes four groups anyway (below): as teams,
+        // two groups a team's width.
+        let gated_runs = write_runs && fold == FOLD_GATED;
+        let most = if round_x && !gated_runs { 4 } else { 2 };
         // A workgroup storing runs makes whole ones: 8 gated outputs take four groups.
         let least = match (write_runs, fold) {
             (false, _) => 1,
