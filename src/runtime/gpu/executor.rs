@@ -756,8 +756,7 @@ impl<'a> GpuExecutor<'a> {
         let (from, bytes) = if last_row { (all - row, row) } else { (0, all) };
         let readout = Readout::Output { from, bytes };
         self.submit(StepInput::Host(tokens), past, kv, 0, readout)?;
-        let data = self.read(&self.readback, bytes)?;
-        Ok(bytemuck::cast_slice(&data).to_vec())
+        self.read(&self.readback, bytes)
     }
 
     /// Runs one step like [`Self::run`] and returns the index of the largest value of
@@ -828,8 +827,8 @@ impl<'a> GpuExecutor<'a> {
     /// Waits for a greedy step and returns its argmax.
     pub fn read_token(&self, pending: PendingToken) -> Result<u32, GpuError> {
         let buffer = &self.token_readbacks[pending.slot];
-        let data = self.read_after(buffer, 4, Some(pending.submission))?;
-        Ok(u32::from_le_bytes([data[0], data[1], data[2], data[3]]))
+        let token: Vec<u32> = self.read_after(buffer, 4, Some(pending.submission))?;
+        Ok(token[0])
     }
 
     /// Submits a step, `top_k` the candidates a top-k after it takes: its commands
@@ -1021,18 +1020,22 @@ impl<'a> GpuExecutor<'a> {
     }
 
     /// Maps `buffer` after the submitted work and copies out its first `bytes`.
-    pub(super) fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    pub(super) fn read<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>, GpuError> {
         self.read_after(buffer, bytes, None)
     }
 
     /// Maps `buffer` once `submission` is done (all submitted work for None) and copies
-    /// out its first `bytes`.
-    fn read_after(
+    /// out its first `bytes` as values of `T`, in one copy (a decode step waits on it).
+    fn read_after<T: bytemuck::Pod>(
         &self,
         buffer: &wgpu::Buffer,
         bytes: u64,
         submission: Option<wgpu::SubmissionIndex>,
-    ) -> Result<Vec<u8>, GpuError> {
+    ) -> Result<Vec<T>, GpuError> {
         let slice = buffer.slice(..bytes);
         let (sender, receiver) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -1041,10 +1044,11 @@ impl<'a> GpuExecutor<'a> {
         self.context
             .wait_for_message(&receiver, submission)?
             .map_err(|e| GpuError::Device(format!("reading results back: {e}")))?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| GpuError::Device(format!("reading results back: {e}")))?
-            .to_vec();
+        let data = bytemuck::pod_collect_to_vec(
+            &slice
+                .get_mapped_range()
+                .map_err(|e| GpuError::Device(format!("reading results back: {e}")))?,
+        );
         buffer.unmap();
         Ok(data)
     }

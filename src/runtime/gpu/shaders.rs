@@ -151,8 +151,8 @@ impl DecodeKernel {
         let round_x = input == DecodeInput::Int8;
         let write_runs = round_x && matrix.rounds_output;
         let compact = matches!(matrix.ty, GgmlType::Q4_0 | GgmlType::Q4K);
-        // A gated kernel making whole runs takes four groups anyway (below): as teams,
-        // two groups a team's width.
+        // A gated kernel making whole runs takes four groups (below), as teams: those
+        // of Mistral-7B's gate+up too, which would be four groups wide anyway.
         let gated_runs = write_runs && fold == FOLD_GATED;
         let most = if round_x && !gated_runs { 4 } else { 2 };
         // A workgroup storing runs makes whole ones: 8 gated outputs take four groups.
@@ -169,8 +169,9 @@ impl DecodeKernel {
         // Groups taken only to make whole runs get a team of invocations each, as many
         // as one group alone would. Measured on an H100: with all invocations on every
         // group, Mistral-7B's down projections took 25.9 → 30.3 µs and TinyLlama's
-        // gate+up 16.8 (teams: 14.8); Mistral's gate+up, four groups anyway, lost with
-        // teams (39.4 → 41.4).
+        // gate+up 16.8 (teams: 14.8). Mistral's gate+up, whose own dispatch is level
+        // either way (37.8, 37.9 µs), makes its decode step 2.4% shorter as teams (one
+        // pass: 2765 → 2719 µs, BENCHMARKS.md, session 12).
         let teams = quads > wide;
         let long = (quads == 1 || teams)
             && !matrix.prologue
@@ -628,9 +629,9 @@ mod tests {
     }
 
     /// A gated kernel that stores its output's runs takes four groups (8 outputs, one
-    /// run) whatever its type and rows, another two groups at least; groups taken for
-    /// that alone get a team of as many invocations as one group would. Only with x
-    /// in 8 bits, as the kernel that loads them.
+    /// run) whatever its type and rows, as teams, another two groups at least; groups
+    /// taken for that alone get a team of as many invocations as one group would. Only
+    /// with x in 8 bits, as the kernel that loads them.
     #[test]
     fn only_decode_kernels_in_8_bits_exchange_rounded_runs() {
         let gated = DecodeMatrix {
@@ -645,7 +646,7 @@ mod tests {
         let int8 = DecodeKernel::new(FOLD_GATED, gated, DecodeInput::Int8);
         assert!(int8.write_runs && !int8.read_runs && !int8.runs_normed && int8.teams);
         assert_eq!((int8.rows_per_group(), int8.threads), (16, 256));
-        // Mistral-7B's gate+up takes four groups anyway: no teams.
+        // Mistral-7B's gate+up, four groups wide anyway, as teams too.
         let mistral = DecodeMatrix {
             rows: 28672,
             cols: 4096,
@@ -653,8 +654,8 @@ mod tests {
             ..gated
         };
         let int8 = DecodeKernel::new(FOLD_GATED, mistral, DecodeInput::Int8);
-        assert!(int8.write_runs && !int8.teams);
-        assert_eq!((int8.rows_per_group(), int8.threads), (16, 64));
+        assert!(int8.write_runs && int8.teams);
+        assert_eq!((int8.rows_per_group(), int8.threads), (16, 256));
         let f32 = DecodeKernel::new(FOLD_GATED, gated, DecodeInput::F32);
         assert!(!f32.write_runs);
         assert_eq!(f32.rows_per_group(), 4);
