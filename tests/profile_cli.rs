@@ -210,6 +210,17 @@ fn bench_reports_device_figures_on_a_gpu_only() {
         "{fraction} vs {expected}"
     );
 
+    // The GPU time of a decode step in tg's context (lavapipe has timestamps), and
+    // the share of tg's time it is.
+    let step_us = f64_of(&g["tg_step_gpu_us"]);
+    assert!(step_us > 0.0 && step_us.is_finite(), "{step_us}");
+    let busy = f64_of(&g["tg_device_busy"]);
+    let expected = step_us * f64_of(&report["tg_tok_s"]["median"]) / 1e6;
+    assert!(
+        busy > 0.0 && (busy - expected).abs() <= 1e-9 * expected,
+        "{busy} vs {expected}"
+    );
+
     let (arena, unshared) = executor.activation_bytes();
     assert_eq!(g["activation_bytes"], arena);
     assert_eq!(g["unshared_activation_bytes"], unshared);

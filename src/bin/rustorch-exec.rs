@@ -701,6 +701,13 @@ fn bench(args: BenchArgs) -> Result<()> {
                 "tg of copy bandwidth:   {:.1}% (weight bytes per token × tg tok/s ÷ copy bandwidth)",
                 100.0 * g.tg_bandwidth_fraction
             )?;
+            if let (Some(us), Some(busy)) = (g.tg_step_gpu_us, g.tg_device_busy) {
+                writeln!(
+                    out,
+                    "tg step on the GPU:     {us:.1} µs (one pass), the device busy {:.0}% of tg's time",
+                    100.0 * busy
+                )?;
+            }
             writeln!(
                 out,
                 "GPU memory allocated:   {:.1} MB (weights, activations, KV cache)",

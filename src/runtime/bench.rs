@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::cpu::RunError;
-use super::gpu::{copy_bandwidth, CopyBandwidth, COPY_DEFINITION};
+use super::gpu::{copy_bandwidth, step_gpu_us, CopyBandwidth, GpuError, COPY_DEFINITION};
 use super::{DecodeInput, Session};
 
 /// Median, smallest and largest of repeated measurements.
@@ -71,6 +71,14 @@ pub struct GpuFigures {
     pub copy_definition: &'static str,
     /// Weight bytes per token × tg tok/s (median) ÷ copy bandwidth.
     pub tg_bandwidth_fraction: f64,
+    /// GPU time of one decode step in the middle of tg's context (`depth + gen / 2`
+    /// positions before it), recorded as generation records it and timed as one pass
+    /// (`profile`'s `one_pass_us`); None without generation or timestamp queries.
+    pub tg_step_gpu_us: Option<f64>,
+    /// That step's GPU time × tg tok/s (median): the share of a generated token's time
+    /// the device is busy; the rest it waits for the host. Timed apart from tg's steps,
+    /// so it may pass 1 by their spread.
+    pub tg_device_busy: Option<f64>,
     /// Device memory of the executor's buffers and the KV cache.
     pub allocated_bytes: u64,
     /// Of which the activation arena.
@@ -132,7 +140,7 @@ pub fn bench(
         repetitions,
         depth,
         pp_tok_s: Spread::of(&pp),
-        gpu: gpu_figures(session, tg_tok_s.median, depth)?,
+        gpu: gpu_figures(session, tg_tok_s.median, depth, gen_tokens)?,
         tg_tok_s,
         ttft_ms: Spread::of(&ttft),
     })
@@ -142,11 +150,17 @@ fn gpu_figures(
     session: &mut Session<'_>,
     tg_tok_s: f64,
     depth: usize,
+    gen_tokens: usize,
 ) -> Result<Option<GpuFigures>, RunError> {
     let Some((executor, kv)) = session.gpu_parts() else {
         return Ok(None);
     };
-    let copy = copy_bandwidth(executor.context()).map_err(|e| RunError::Device(e.to_string()))?;
+    let device = |e: GpuError| RunError::Device(e.to_string());
+    let copy = copy_bandwidth(executor.context()).map_err(device)?;
+    let tg_step_gpu_us = (gen_tokens > 0 && executor.context().has_timestamps())
+        .then(|| step_gpu_us(executor, kv, &[0], depth + gen_tokens / 2))
+        .transpose()
+        .map_err(device)?;
     let weight_bytes_per_token = executor.weight_bytes(1);
     Ok(Some(GpuFigures {
         dispatches_per_token: executor.dispatch_count(1, depth),
@@ -154,6 +168,8 @@ fn gpu_figures(
         tensor_cores: executor.runs_on_tensor_cores(),
         int8_decode: executor.decode_input() == DecodeInput::Int8,
         tg_bandwidth_fraction: weight_bytes_per_token as f64 * tg_tok_s / (copy.gb_s * 1e9),
+        tg_step_gpu_us,
+        tg_device_busy: tg_step_gpu_us.map(|us| us * tg_tok_s / 1e6),
         copy,
         copy_definition: COPY_DEFINITION,
         allocated_bytes: executor.allocated_bytes() + kv.bytes(),

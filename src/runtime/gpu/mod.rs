@@ -30,7 +30,7 @@ pub use error::GpuError;
 pub use executor::{GpuExecutor, GpuOptions, PendingToken, StepInput};
 pub use kv::GpuKvCache;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
-pub use profile::{profile, DispatchTime, Profile, StepProfile};
+pub use profile::{profile, step_gpu_us, DispatchTime, Profile, StepProfile};
 pub use shaders::{
     coop_matmul_source, Access, DecodeKernel, DecodeMatrix, Module, Reduction, Specialisation,
     ATTENTION_COMBINE, ATTENTION_SPLIT, COOP_PREFILL, DECODE_MATMUL, LONG_ROWS, WGSL_DIR_VARIABLE,

@@ -209,8 +209,7 @@ fn profile_step(
         Timing::EachDispatch(&timestamps),
     )?;
     let wall_us = start.elapsed().as_secs_f64() * 1e6;
-    let whole = Timestamps::new(&context.device, 1);
-    let one_pass = timed_run(executor, kv, tokens, past, Timing::WholeStep(&whole))?;
+    let one_pass_us = step_gpu_us(executor, kv, tokens, past)?;
     let us_per_tick = context.queue.get_timestamp_period() as f64 / 1000.0;
     // Slots of dispatches the step skips hold nothing: only the running ones count.
     let ran: Vec<usize> = executor
@@ -249,9 +248,25 @@ fn profile_step(
         span_us: end.saturating_sub(begin) as f64 * us_per_tick,
         wall_us,
         unprofiled_wall_us,
-        one_pass_us: one_pass[1].saturating_sub(one_pass[0]) as f64 * us_per_tick,
+        one_pass_us,
         dispatches,
     })
+}
+
+/// The GPU time of one step over `tokens` after `past` positions, recorded as
+/// generation records it (one pass) and timed from the pass's begin to its end. The
+/// device must have timestamp queries.
+pub fn step_gpu_us(
+    executor: &GpuExecutor,
+    kv: &GpuKvCache,
+    tokens: &[u32],
+    past: usize,
+) -> Result<f64, GpuError> {
+    let context = executor.context();
+    let timestamps = Timestamps::new(&context.device, 1);
+    let ticks = timed_run(executor, kv, tokens, past, Timing::WholeStep(&timestamps))?;
+    let us_per_tick = context.queue.get_timestamp_period() as f64 / 1000.0;
+    Ok(ticks[1].saturating_sub(ticks[0]) as f64 * us_per_tick)
 }
 
 /// Runs the step timed as `timing` says and returns the timestamps' ticks.
