@@ -151,10 +151,7 @@ impl DecodeKernel {
         let round_x = input == DecodeInput::Int8;
         let write_runs = round_x && matrix.rounds_output;
         let compact = matches!(matrix.ty, GgmlType::Q4_0 | GgmlType::Q4K);
-        // A gated kernel making whole runs takes four groups (below), as teams: those
-        // of Mistral-7B's gate+up too, which would be four groups wide anyway.
-        let gated_runs = write_runs && fold == FOLD_GATED;
-        let most = if round_x && !gated_runs { 4 } else { 2 };
+        let most = if round_x { 4 } else { 2 };
         // A workgroup storing runs makes whole ones: 8 gated outputs take four groups.
         let least = match (write_runs, fold) {
             (false, _) => 1,
@@ -171,8 +168,9 @@ impl DecodeKernel {
         // group, Mistral-7B's down projections took 25.9 → 30.3 µs and TinyLlama's
         // gate+up 16.8 (teams: 14.8). Mistral's gate+up, whose own dispatch is level
         // either way (37.8, 37.9 µs), makes its decode step 2.4% shorter as teams (one
-        // pass: 2765 → 2719 µs, BENCHMARKS.md, session 12).
-        let teams = quads > wide;
+        // pass: 2765 → 2719 µs, BENCHMARKS.md, session 12): a gated kernel making whole
+        // runs takes its four groups as teams also where they fit the grid anyway.
+        let teams = quads > wide || (write_runs && fold == FOLD_GATED);
         let long = (quads == 1 || teams)
             && !matrix.prologue
             && matrix.cols >= LONG_ROWS
