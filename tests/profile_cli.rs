@@ -182,8 +182,20 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     };
     let bench = |backend| success_json(&bench_args(backend, "0"));
 
-    let report = &bench("gpu")["report"];
+    let json = bench("gpu");
+    let report = &json["report"];
     let g = &report["gpu"];
+    // The load to the first token: its phases add up to it, and the session's host
+    // tasks fit in the session's time.
+    let load = &json["load"];
+    let phase = |name: &str| f64_of(&load[name]);
+    let phases = ["file_ms", "device_ms", "session_ms", "first_step_ms"].map(phase);
+    assert!(phases.iter().all(|&ms| ms > 0.0), "{load}");
+    let total = f64_of(&json["load_ms"]);
+    assert_eq!(total, phase("to_first_token_ms"));
+    assert!((phases.iter().sum::<f64>() - total).abs() <= 1e-9 * total);
+    let (weights, pipelines) = (phase("weights_ms"), phase("pipelines_ms"));
+    assert!(weights > 0.0 && pipelines > 0.0 && weights + pipelines <= phase("session_ms"));
     let model = Model::load(&path).unwrap();
     let executor = session_executor(&model, context);
     let kv = executor.kv_cache().unwrap();
@@ -226,7 +238,9 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     assert_eq!(g["unshared_activation_bytes"], unshared);
     assert!(arena < unshared);
 
-    assert!(bench("cpu")["report"]["gpu"].is_null());
+    let cpu = bench("cpu");
+    assert!(cpu["report"]["gpu"].is_null());
+    assert!(cpu["load"]["weights_ms"].is_null() && cpu["load"]["pipelines_ms"].is_null());
     // Tests after a few tokens of context, and a depth past the context is an error.
     assert_eq!(success_json(&bench_args("cpu", "5"))["report"]["depth"], 5);
     common::assert_error(&bench_args("cpu", ctx.as_str()), "context");

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rustorch::gguf::GgufFile;
+use rustorch::runtime::bench::LoadReport;
 use rustorch::runtime::gpu::{AdapterChoice, DeviceFeatures, GpuContext};
 use rustorch::runtime::{DecodeInput, KvType, Sampler, SamplerConfig, Session};
 use rustorch::text::{Conversation, LanguageModel};
@@ -620,9 +621,12 @@ fn perplexity(args: PerplexityArgs) -> Result<()> {
 fn bench(args: BenchArgs) -> Result<()> {
     let started = Instant::now();
     let lm = load_model(&args.run)?;
+    let file = started.elapsed();
     let gpu = choose_gpu(&args.run)?;
+    let device = started.elapsed() - file;
     let mut session = open_session(&args.run, &lm, gpu.as_ref())?;
-    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let opened = started.elapsed() - file - device;
+    let load = LoadReport::after_first_step(&mut session, file, device, opened)?;
     let report = rustorch::runtime::bench::bench(
         &mut session,
         args.prompt_tokens,
@@ -639,7 +643,8 @@ fn bench(args: BenchArgs) -> Result<()> {
         let json = serde_json::json!({
             "model": args.run.model.display().to_string(),
             "device": device,
-            "load_ms": load_ms,
+            "load_ms": load.to_first_token_ms,
+            "load": load,
             "weight_bytes": lm.model.gguf.weight_bytes(),
             "report": report,
         });
@@ -655,10 +660,15 @@ fn bench(args: BenchArgs) -> Result<()> {
                 s.median, s.min, s.max
             )
         };
+        writeln!(out, "{} on {device}", args.run.model.display())?;
+        let of_session = match (load.weights_ms, load.pipelines_ms) {
+            (Some(w), Some(p)) => format!(" (weights {w:.0}, pipelines {p:.0})"),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "{} on {device}, load {load_ms:.0} ms",
-            args.run.model.display()
+            "load to first token: {:.0} ms = file {:.0} + device {:.0} + session {:.0}{of_session} + first step {:.0}",
+            load.to_first_token_ms, load.file_ms, load.device_ms, load.session_ms, load.first_step_ms
         )?;
         writeln!(
             out,

@@ -3,7 +3,7 @@
 //! repeated and reported as tokens per second (median and spread). On a GPU it adds
 //! the figures that say how far generation is from the memory roofline.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::cpu::RunError;
 use super::gpu::{copy_bandwidth, step_gpu_us, CopyBandwidth, GpuError, COPY_DEFINITION};
@@ -85,6 +85,54 @@ pub struct GpuFigures {
     pub activation_bytes: u64,
     /// The activations had each a buffer of its own.
     pub unshared_activation_bytes: u64,
+}
+
+/// Where a load's time went, from the file to the first token's logits (the issue's
+/// load figure: page cache warm, file → first token).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LoadReport {
+    /// File to the first token's logits: the sum of the four phases below, in ms.
+    pub to_first_token_ms: f64,
+    /// Reading the GGUF: its header, tokenizer and memory map.
+    pub file_ms: f64,
+    /// Opening the device (on the CPU, only choosing it).
+    pub device_ms: f64,
+    /// Building the session: weights to their buffers, pipelines, the KV cache.
+    pub session_ms: f64,
+    /// The first one-token step and its logits: on a GPU, the weights cross from their
+    /// staging memory to the device's in this step's submission.
+    pub first_step_ms: f64,
+    /// Of `session_ms` on a GPU: weights copied into their mapped buffers.
+    pub weights_ms: Option<f64>,
+    /// Of `session_ms` on a GPU: shader modules and pipelines built.
+    pub pipelines_ms: Option<f64>,
+}
+
+impl LoadReport {
+    /// Completes a load of phases `file`, `device` and `session` (each a duration) by
+    /// timing the session's first one-token step; the session is reset after it.
+    pub fn after_first_step(
+        session: &mut Session<'_>,
+        file: Duration,
+        device: Duration,
+        opened: Duration,
+    ) -> Result<LoadReport, RunError> {
+        let start = Instant::now();
+        session.logits_last(&[0])?;
+        let first_step = start.elapsed();
+        session.reset();
+        let times = session.gpu_parts().map(|(e, _)| e.load_times());
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Ok(LoadReport {
+            to_first_token_ms: ms(file + device + opened + first_step),
+            file_ms: ms(file),
+            device_ms: ms(device),
+            session_ms: ms(opened),
+            first_step_ms: ms(first_step),
+            weights_ms: times.map(|t| ms(t.weights)),
+            pipelines_ms: times.map(|t| ms(t.pipelines)),
+        })
+    }
 }
 
 /// Runs the benchmark on `session`: its cache is reset before every repetition, then

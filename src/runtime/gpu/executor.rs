@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use super::ahead::{Ahead, Readout, StepShape};
 use super::arena::{ActivationId, Arena, Use};
 use super::kv::GpuKvCache;
-use super::lower::{lower, max_elements, Loader, Value};
+use super::lower::{lower, max_elements, LoadTimes, Loader, Value};
 use super::profile::Timing;
 use super::progress::UploadProgress;
 use super::shaders::{Access, COOP_PREFILL};
@@ -403,6 +403,7 @@ pub struct GpuExecutor<'a> {
     /// Matmul dispatches whose one-token kernel loads x as the kernel before it rounded
     /// it (`RUN_RECORD_BYTES`).
     runs_read: usize,
+    load_times: LoadTimes,
 }
 
 /// The buffers every dispatch's bind group draws on.
@@ -566,6 +567,7 @@ impl<'a> GpuExecutor<'a> {
             token_readbacks,
             next_slot: AtomicUsize::new(0),
             runs_read: loader.runs_read,
+            load_times: loader.times,
         })
     }
 
@@ -627,6 +629,11 @@ impl<'a> GpuExecutor<'a> {
     /// Values in a row of the output (the vocabulary, for logits).
     pub fn output_row_len(&self) -> usize {
         self.output_type.row_len().unwrap_or(1)
+    }
+
+    /// Where the load's host time went.
+    pub fn load_times(&self) -> LoadTimes {
+        self.load_times
     }
 
     /// Bytes of the device buffers made at load (a KV cache's are its own).

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::arena::{ActivationId, Arena, ArenaLayout, Use};
 use super::executor::{
@@ -18,6 +19,7 @@ use super::shaders::{
     coop_matmul_source_to_build, Access, DecodeKernel, DecodeMatrix, Module, Specialisation,
     COLS_MULTIPLE, COOP_PREFILL, COOP_TOKENS, COOP_X_HALF, RUN_RECORD_BYTES,
 };
+use super::staging::StagingRing;
 use super::weights::{padded, upload, RowLayout, WeightPart, WeightRead};
 use super::{GpuContext, GpuError, GpuOptions};
 use crate::gguf::GgufFile;
@@ -108,6 +110,20 @@ pub(super) struct Loader<'a> {
     norms: HashMap<String, wgpu::Buffer>,
     /// Matmul dispatches whose decode kernel loads x as the kernel before it rounded it.
     pub runs_read: usize,
+    /// Where the load's time went.
+    pub times: LoadTimes,
+    /// Carries the weights to the device.
+    staging: StagingRing<'a>,
+}
+
+/// Host time a load spent on its two long tasks, for `bench`'s load figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadTimes {
+    /// Copying (or repacking) weights into staging buffers, and waiting for a staging
+    /// buffer's copy to the device to finish before filling it again.
+    pub weights: Duration,
+    /// Building shader modules and pipelines (from the pipeline cache where it has them).
+    pub pipelines: Duration,
 }
 
 fn f(v: f32) -> u32 {
@@ -135,12 +151,16 @@ impl<'a> Loader<'a> {
             progress: None,
             norms: HashMap::new(),
             runs_read: 0,
+            times: LoadTimes::default(),
+            staging: StagingRing::new(context),
         }
     }
 
     pub fn pipelines(&mut self, module: Module) -> Result<&ModulePipelines, GpuError> {
         if !self.pipelines.contains_key(&module) {
+            let start = Instant::now();
             let built = ModulePipelines::build(self.context, module)?;
+            self.times.pipelines += start.elapsed();
             self.pipelines.insert(module, built);
         }
         Ok(&self.pipelines[&module])
@@ -240,13 +260,15 @@ impl<'a> Loader<'a> {
             .min(self.limits.max_buffer_size);
         let bytes = segments.iter().map(|s| s.len() as u64).sum::<u64>();
         self.allocated += bytes;
+        let start = Instant::now();
         let parts = Rc::new(upload(
-            &self.context.device,
+            &mut self.staging,
             &name,
             &segments,
             RowLayout::new(ty, cols),
             max_binding,
         )?);
+        self.times.weights += start.elapsed();
         self.uploaded(bytes);
         self.weights.insert(name, parts.clone());
         Ok(parts)
@@ -451,11 +473,14 @@ impl<'a> Loader<'a> {
         let key = (module, specialisation);
         if !self.specialisations.contains_key(&key) {
             let context = self.context;
-            let built = self.pipelines(module)?.specialised(
+            let pipelines = self.pipelines(module)?;
+            let start = Instant::now();
+            let built = pipelines.specialised(
                 context,
                 specialisation.entry(),
                 &specialisation.constants(),
             )?;
+            self.times.pipelines += start.elapsed();
             self.specialisations.insert(key, built);
         }
         Ok(self.specialisations[&key].clone())

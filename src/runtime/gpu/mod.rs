@@ -21,6 +21,7 @@ mod profile;
 mod progress;
 mod shaders;
 mod shift;
+mod staging;
 mod top_k;
 mod weights;
 
@@ -29,6 +30,7 @@ pub use context::{AdapterChoice, DeviceFeatures, GpuContext};
 pub use error::GpuError;
 pub use executor::{GpuExecutor, GpuOptions, PendingToken, StepInput};
 pub use kv::GpuKvCache;
+pub use lower::LoadTimes;
 pub use pipeline_cache::CACHE_DIR_VARIABLE;
 pub use profile::{profile, step_gpu_us, DispatchTime, Profile, StepProfile};
 pub use shaders::{

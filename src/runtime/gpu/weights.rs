@@ -1,11 +1,12 @@
 //! Weights on the device, as they are in the GGUF: each tensor goes from the memory map
-//! straight into buffers mapped at creation (on every core) — same-typed tensors one linear reads side
-//! by side in one — split by rows into several buffers when larger than one storage
-//! binding may be.
+//! into staging buffers (on every core) and from there into its storage buffers —
+//! same-typed tensors one linear reads side by side in one — split by rows into several
+//! buffers when larger than one storage binding may be.
 
 use rayon::prelude::*;
 use wgpu::WriteOnly;
 
+use super::staging::{StagingRing, SLOT_BYTES};
 use super::GpuError;
 use crate::compiler::layout::{device_block_bytes, repack_into, Target};
 use crate::gguf::GgmlType;
@@ -114,9 +115,10 @@ impl RowLayout {
 const TASK_BYTES: usize = 4 << 20;
 
 /// Uploads `segments` — tensors of whole rows, side by side along the rows — as one or
-/// more storage buffers in the device layout, copying (or repacking) rows on every core.
-pub fn upload(
-    device: &wgpu::Device,
+/// more storage buffers in the device layout, copying (or repacking) rows on every core
+/// into `ring`'s slots.
+pub(super) fn upload(
+    ring: &mut StagingRing<'_>,
     label: &str,
     segments: &[&[u8]],
     layout: RowLayout,
@@ -128,27 +130,34 @@ pub fn upload(
         .sum();
     let sizes = split_rows(rows, layout.device_row_bytes, max_binding)
         .map_err(|e| GpuError::Unsupported(format!("weight `{label}`: {e}")))?;
+    let row_bytes = layout.device_row_bytes;
+    let slot_rows = (SLOT_BYTES / row_bytes.max(1) as u64) as usize;
+    if slot_rows == 0 {
+        return Err(GpuError::Unsupported(format!(
+            "weight `{label}`: one row of {row_bytes} bytes exceeds the {SLOT_BYTES} bytes of a staging buffer"
+        )));
+    }
     let mut parts = Vec::with_capacity(sizes.len());
     let mut first_row = 0;
     for rows in sizes {
-        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        let buffer = ring.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: padded(rows * layout.device_row_bytes),
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: true,
+            size: padded(rows * row_bytes),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
-        {
-            let mut view = buffer
-                .get_mapped_range_mut(..)
-                .map_err(|e| GpuError::Device(format!("mapping `{label}`: {e}")))?;
-            write_rows(view.slice(..), segments, layout, first_row, rows);
+        for r0 in (0..rows).step_by(slot_rows) {
+            let n = slot_rows.min(rows - r0);
+            let (offset, bytes) = ((r0 * row_bytes) as u64, (n * row_bytes) as u64);
+            ring.copy_to(&buffer, offset, bytes, |view| {
+                write_rows(view, segments, layout, first_row + r0, n)
+            })?;
         }
-        buffer.unmap();
         parts.push(WeightPart {
             buffer,
             first_row,
             rows,
-            row_bytes: layout.device_row_bytes,
+            row_bytes,
         });
         first_row += rows;
     }
