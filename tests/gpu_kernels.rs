@@ -1141,8 +1141,9 @@ fn prefill_attention_in_query_tiles() {
 /// prefill of 160 tokens (three runs of 64 keys, the last of 33 to 35 keys: the second
 /// half of its values taken only past 32), without a window and with one of 140
 /// (three runs) or 100 (one run, no combine) over a ring cache; and after 4200
-/// positions (33 runs of 128; the positions before the steps are zero in both caches,
-/// so their runs weigh in with zero scores and zero values).
+/// positions (17 runs of 256 keys, the block of heads of up to 32; the positions before
+/// the steps are zero in both caches, so their runs weigh in with zero scores and zero
+/// values).
 #[test]
 fn split_decode_attention_over_long_contexts() {
     let mut rng = rng("split_decode_attention_over_long_contexts");
@@ -1167,6 +1168,16 @@ fn split_decode_attention_over_long_contexts() {
         net.capacity = 168;
         net.check(out, long, &format!("split attention, heads of {head_dim}"));
     }
+    // Heads of 64 (TinyLlama's), whose values take eight groups of keys: after 290
+    // tokens, five runs, the last of 35 to 37 keys.
+    let prefill: Vec<u32> = (0..290).map(|i| i % CONTEXT as u32).collect();
+    let (mut net, out) = attention_net(64, None, KvType::F16, None, &mut rng);
+    net.capacity = 300;
+    net.check(
+        out,
+        &[&prefill, &[7], &[8], &[9]],
+        "split attention, heads of 64",
+    );
     let (mut net, out) = attention_net(16, None, KvType::F16, None, &mut rng);
     net.first_position = 4200;
     net.check(out, STEPS, "split attention after 4200 positions");
