@@ -27,7 +27,8 @@ for m in tinyllama mistral; do
   for backend in gpu cpu; do
     "$bin/rustorch-exec" logits "$models/$m.gguf" --ids $ids --top 10 --json --backend $backend \
       >"$out/$m-logits-$backend.json" 2>>"$out/$m-stderr.txt"
-    "$bin/rustorch-exec" generate "$models/$m.gguf" -p "Hello world" -n 8 --temp 0 --json --backend $backend \
+    # Both backends round x alike (the GPU's default, asked of the CPU too).
+    "$bin/rustorch-exec" generate "$models/$m.gguf" -p "Hello world" -n 8 --temp 0 --json --backend $backend --decode-x int8 \
       >"$out/$m-greedy-$backend.json" 2>>"$out/$m-stderr.txt"
   done
   "$bin/rustorch-exec" generate "$models/$m.gguf" -p "Hello world" -n 128 --temp 0 --json --backend gpu \

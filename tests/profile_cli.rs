@@ -36,13 +36,14 @@ fn success_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
 }
 
-/// The executor a GPU session of `CONTEXT` positions runs.
+/// The executor a GPU session of `CONTEXT` positions runs (x in 8 bits in the decode
+/// matmuls: the CLI's default on a GPU).
 fn session_executor<'a>(model: &'a Model, context: &'a GpuContext) -> GpuExecutor<'a> {
     let options = GpuOptions {
         max_tokens: CONTEXT,
         context: CONTEXT,
         kv_type: KvType::F16,
-        decode_input: DecodeInput::F32,
+        decode_input: DecodeInput::Int8,
         round_once: true,
     };
     GpuExecutor::new(&model.graph_all, &model.gguf, context, options).unwrap()
@@ -160,7 +161,7 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     let Some(context) = gpu() else { return };
     let model_arg = path.to_str().unwrap();
     let ctx = CONTEXT.to_string();
-    let bench_args = |backend: &str, depth: &str| {
+    let bench_args = |backend: &str, depth: &str, decode_x: &str| {
         let args = [
             "bench",
             model_arg,
@@ -177,14 +178,17 @@ fn bench_reports_device_figures_on_a_gpu_only() {
             "--json",
             "--backend",
             backend,
+            "--decode-x",
+            decode_x,
         ];
         exec(&args)
     };
-    let bench = |backend| success_json(&bench_args(backend, "0"));
+    let bench = |backend| success_json(&bench_args(backend, "0", "auto"));
 
     let json = bench("gpu");
     let report = &json["report"];
     let g = &report["gpu"];
+    assert_eq!(g["int8_decode"], true);
     // The load to the first token: its phases add up to it, and the session's host
     // tasks fit in the session's time.
     let load = &json["load"];
@@ -242,6 +246,11 @@ fn bench_reports_device_figures_on_a_gpu_only() {
     assert!(cpu["report"]["gpu"].is_null());
     assert!(cpu["load"]["weights_ms"].is_null() && cpu["load"]["pipelines_ms"].is_null());
     // Tests after a few tokens of context, and a depth past the context is an error.
-    assert_eq!(success_json(&bench_args("cpu", "5"))["report"]["depth"], 5);
-    common::assert_error(&bench_args("cpu", ctx.as_str()), "context");
+    assert_eq!(
+        success_json(&bench_args("cpu", "5", "auto"))["report"]["depth"],
+        5
+    );
+    common::assert_error(&bench_args("cpu", ctx.as_str(), "auto"), "context");
+    let f32_decode = success_json(&bench_args("gpu", "0", "f32"));
+    assert_eq!(f32_decode["report"]["gpu"]["int8_decode"], false);
 }

@@ -51,6 +51,17 @@ enum Backend {
     Cpu,
 }
 
+/// How the decode matmuls take x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DecodeX {
+    /// 8 bits on a GPU, f32 on the CPU.
+    Auto,
+    F32,
+    /// Rounded to 8 bits (a scale per 8 values) for integer dot products, as
+    /// llama.cpp's GPU backends do (prompt steps keep f32).
+    Int8,
+}
+
 #[derive(Args)]
 struct RunArgs {
     /// The model: a GGUF file.
@@ -70,10 +81,11 @@ struct RunArgs {
     /// experimental cooperative matrices): weights and activations rounded to f16.
     #[arg(long)]
     tensor_cores: bool,
-    /// Round x to 8 bits (a scale per 8 values) in the decode matmuls, which then take
-    /// integer dot products, as llama.cpp's GPU backends do (prompt steps keep f32).
-    #[arg(long)]
-    int8_decode: bool,
+    /// How the decode matmuls take x: rounded to 8 bits (a scale per 8 values) for
+    /// integer dot products, as llama.cpp's GPU backends do, or in f32 (prompt steps
+    /// keep f32 either way).
+    #[arg(long, value_enum, default_value_t = DecodeX::Auto)]
+    decode_x: DecodeX,
 }
 
 #[derive(Args)]
@@ -205,9 +217,9 @@ struct ProfileArgs {
     /// The prefill matmuls on tensor cores where the GPU has them.
     #[arg(long)]
     tensor_cores: bool,
-    /// x rounded to 8 bits in the decode matmuls.
-    #[arg(long)]
-    int8_decode: bool,
+    /// How the decode matmuls take x (auto: in 8 bits).
+    #[arg(long, value_enum, default_value_t = DecodeX::Auto)]
+    decode_x: DecodeX,
     #[arg(long)]
     json: bool,
 }
@@ -405,8 +417,10 @@ fn open_session<'m>(
     let session = match gpu {
         Some(gpu) => lm
             .model
-            .gpu_session(gpu, context, kv_type(run), decode_input(run))?,
-        None => lm.model.session(context, kv_type(run), decode_input(run))?,
+            .gpu_session(gpu, context, kv_type(run), decode_input(run, true))?,
+        None => lm
+            .model
+            .session(context, kv_type(run), decode_input(run, false))?,
     };
     let mut device = gpu.map_or_else(
         || "the CPU".to_string(),
@@ -415,7 +429,7 @@ fn open_session<'m>(
             false => g.adapter_description(),
         },
     );
-    if run.int8_decode {
+    if decode_input(run, gpu.is_some()) == DecodeInput::Int8 {
         device.push_str(", x in 8 bits in the decode matmuls");
     }
     eprintln!(
@@ -438,11 +452,11 @@ fn kv_type(run: &RunArgs) -> KvType {
     }
 }
 
-fn decode_input(run: &RunArgs) -> DecodeInput {
-    if run.int8_decode {
-        DecodeInput::Int8
-    } else {
-        DecodeInput::F32
+fn decode_input(run: &RunArgs, on_gpu: bool) -> DecodeInput {
+    match run.decode_x {
+        DecodeX::Int8 => DecodeInput::Int8,
+        DecodeX::Auto if on_gpu => DecodeInput::Int8,
+        DecodeX::Auto | DecodeX::F32 => DecodeInput::F32,
     }
 }
 
@@ -742,7 +756,7 @@ fn profile(args: ProfileArgs) -> Result<()> {
         adapter: args.adapter,
         kv_f32: false,
         tensor_cores: args.tensor_cores,
-        int8_decode: args.int8_decode,
+        decode_x: args.decode_x,
     };
     let gpu = choose_gpu(&run)?.context("profile runs on a GPU")?;
     if !gpu.has_timestamps() {
