@@ -111,7 +111,7 @@ var<workgroup> block_probs: array<f32, BLOCK>;
 var<workgroup> group_values: array<vec2<f32>, DECODE_GROUP>;
 
 // Head h's query and kv head kvh's key and value rows of the step into workgroup
-// memory (the caller's barrier publishes them), the key and value also into the
+// memory (`attend`'s barrier publishes them), the key and value also into the
 // caches where `stores` (every query head of the kv head stores the same values,
 // whichever write lands; no query of the step needs the slot a ring overwrites, as a
 // ring holds the window or more).
@@ -141,42 +141,50 @@ fn head_pairs(j: u32, kvh: u32) -> u32 {
     return (cache_row(j) + kvh * HEAD_DIM) / 2u;
 }
 
-// The query's dot product with pair w of a key (pairs from `base`; the step's own
-// key where `own`); 0 past the head's end, whose load reads its last pair.
-fn key_pair(base: u32, w: u32, own: bool) -> f32 {
-    let inside = w < HEAD_DIM / 2u;
-    let at = min(w, HEAD_DIM / 2u - 1u);
-    let key = cache_pair(select(k_cache[base + at], own_k[at], own));
-    return select(0.0, dot(key, vec2<f32>(own_q[2u * at], own_q[2u * at + 1u])), inside);
+// Pairs of a key's row each of its KEY_LANES invocations takes (8 for heads of 64, 16
+// for 128).
+const MAX_LANE_PAIRS: u32 = MAX_HEAD_DIM / 2u / KEY_LANES;
+
+fn lane_pairs() -> u32 {
+    return (HEAD_DIM / 2u + KEY_LANES - 1u) / KEY_LANES;
 }
 
-// Loads of a row an invocation has in flight together: 16, or 8 for heads of up to
-// 64 values, whose invocations take no more (`key_part`, and `attend`'s values).
-fn unrolled() -> u32 {
-    return select(16u, 8u, HEAD_DIM <= 64u);
-}
-
-// Part `part` of the scale-free score of position j's key: pairs part, part +
-// KEY_LANES, … (so that a key's invocations load neighbouring words together),
-// `unrolled()` an iteration: one iteration for a head of up to 128 values.
-fn key_part(j: u32, kvh: u32, part: u32) -> f32 {
+// Lane `part`'s pairs of position j's key row of kv head kvh, as the cache holds them:
+// pairs part, part + KEY_LANES, … (so that a key's invocations load neighbouring words
+// together); past the head's end, its last pair.
+fn key_pairs(j: u32, kvh: u32, part: u32) -> array<CachePair, MAX_LANE_PAIRS> {
     let base = head_pairs(j, kvh);
+    var pairs: array<CachePair, MAX_LANE_PAIRS>;
+    for (var i = 0u; i < lane_pairs(); i++) {
+        pairs[i] = k_cache[base + min(part + i * KEY_LANES, HEAD_DIM / 2u - 1u)];
+    }
+    return pairs;
+}
+
+// Part `part` of the scale-free score of position j's key from its `pairs`, the step's
+// own key's where j is its position; 0 for pairs past the head's end.
+fn key_part(pairs: array<CachePair, MAX_LANE_PAIRS>, j: u32, part: u32) -> f32 {
     let own = j == step.past;
     var acc = 0.0;
-    for (var w = part; w < HEAD_DIM / 2u; w += unrolled() * KEY_LANES) {
-        for (var i = 0u; i < unrolled(); i += 4u) {
-            acc += key_pair(base, w + i * KEY_LANES, own) + key_pair(base, w + (i + 1u) * KEY_LANES, own)
-                + key_pair(base, w + (i + 2u) * KEY_LANES, own) + key_pair(base, w + (i + 3u) * KEY_LANES, own);
-        }
+    for (var i = 0u; i < lane_pairs(); i++) {
+        let w = part + i * KEY_LANES;
+        let at = min(w, HEAD_DIM / 2u - 1u);
+        let key = cache_pair(select(pairs[i], own_k[at], own));
+        acc += select(0.0, dot(key, vec2<f32>(own_q[2u * at], own_q[2u * at + 1u])), w < HEAD_DIM / 2u);
     }
     return acc;
 }
 
+// Value loads of a row an invocation has in flight together: 16, or 8 for heads of up
+// to 64 values, whose key groups take no more keys of a block.
+fn unrolled() -> u32 {
+    return select(16u, 8u, HEAD_DIM <= 64u);
+}
+
 // Pair `lane` of the value row of key kb of the block at j0 (kv head kvh), as the
 // cache holds it; keys past the run's last read its last key's values.
-fn value_pair(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> CachePair {
-    let j = min(j0 + kb, last);
-    return select(v_cache[head_pairs(j, kvh) + lane], own_v[lane], j == step.past);
+fn cached_value(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> CachePair {
+    return v_cache[head_pairs(min(j0 + kb, last), kvh) + lane];
 }
 
 // Key kb's probability: 0 for keys past the block (and past the run's last, as
@@ -185,8 +193,11 @@ fn block_prob(kb: u32) -> f32 {
     return select(0.0, block_probs[min(kb, BLOCK - 1u)], kb < BLOCK);
 }
 
-fn weighted_value(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> vec2<f32> {
-    return block_prob(kb) * cache_pair(value_pair(j0, kb, last, kvh, lane));
+// What `cached_value` loaded for key kb, weighed by its probability: the step's own
+// value where kb is at its position.
+fn weighted_value(cached: CachePair, j0: u32, kb: u32, last: u32, lane: u32) -> vec2<f32> {
+    let own = min(j0 + kb, last) == step.past;
+    return block_prob(kb) * cache_pair(select(cached, own_v[lane], own));
 }
 
 // The keys a query at `pos` sees start here.
@@ -220,10 +231,19 @@ struct Run {
     acc: vec2<f32>,
 }
 
+// Key kb's weighted value, loaded after the block's scores (a longer head's keys past
+// the first `unrolled()` of its group).
+fn later_value(j0: u32, kb: u32, last: u32, kvh: u32, lane: u32) -> vec2<f32> {
+    return weighted_value(cached_value(j0, kb, last, kvh, lane), j0, kb, last, lane);
+}
+
 // Keys are taken BLOCK at a time; the softmax runs online: the running maximum
 // rescales the sums and the accumulated values when it grows. Invocation lid < BLOCK
-// sums the exponentials of key lid of each block, added up once at the end.
-fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
+// sums the exponentials of key lid of each block, added up once at the end. The step's
+// own rows (query head h, kv head kvh; stored in the caches where `stores`) are staged
+// after the first block's loads are issued, so that theirs and the block's are one
+// round.
+fn attend(h: u32, kvh: u32, lo: u32, hi: u32, stores: bool, lid: u32) -> Run {
     let lanes = value_lanes();
     let groups = key_groups();
     let lane = lid % lanes;
@@ -237,11 +257,16 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
         // loaded in the keys' round: they wait on nothing the scores do.
         var early: array<CachePair, 16>;
         for (var n = 0u; n < unrolled(); n++) {
-            early[n] = value_pair(j0, group + n * groups, last, kvh, lane);
+            early[n] = cached_value(j0, group + n * groups, last, kvh, lane);
         }
         // Keys past the run's last are scored again (branch-free loads) and dropped.
-        let part = key_part(min(j0 + lid / KEY_LANES, last), kvh, lid % KEY_LANES);
-        score_parts[lid] = part;
+        let j = min(j0 + lid / KEY_LANES, last);
+        let pairs = key_pairs(j, kvh, lid % KEY_LANES);
+        if j0 == lo {
+            stage_own_rows(h, kvh, stores, lid);
+            workgroupBarrier();
+        }
+        score_parts[lid] = key_part(pairs, j, lid % KEY_LANES);
         workgroupBarrier();
         let key = lid % BLOCK;
         var dot_qk = 0.0;
@@ -264,16 +289,16 @@ fn attend(kvh: u32, lo: u32, hi: u32, lid: u32) -> Run {
         if group < groups {
             var sum = vec2<f32>();
             for (var n = 0u; n < unrolled(); n++) {
-                sum += block_prob(group + n * groups) * cache_pair(early[n]);
+                sum += weighted_value(early[n], j0, group + n * groups, last, lane);
             }
             // A longer head's further keys, `unrolled()` an iteration (their loads in
             // flight together), up to the run's last key.
             for (var i = unrolled(); i < BLOCK / groups && j0 + group + i * groups <= last; i += unrolled()) {
                 for (var n = 0u; n < unrolled(); n += 4u) {
                     let kb = group + (i + n) * groups;
-                    sum += weighted_value(j0, kb, last, kvh, lane) + weighted_value(j0, kb + groups, last, kvh, lane)
-                        + weighted_value(j0, kb + 2u * groups, last, kvh, lane)
-                        + weighted_value(j0, kb + 3u * groups, last, kvh, lane);
+                    sum += later_value(j0, kb, last, kvh, lane) + later_value(j0, kb + groups, last, kvh, lane)
+                        + later_value(j0, kb + 2u * groups, last, kvh, lane)
+                        + later_value(j0, kb + 3u * groups, last, kvh, lane);
                 }
             }
             acc += sum;
@@ -537,9 +562,7 @@ fn attention_split(
     }
     let hi = min(lo + len, pos + 1u);
     let kvh = h / (p.n_head / p.n_head_kv);
-    stage_own_rows(h, kvh, hi == pos + 1u, lid);
-    workgroupBarrier();
-    let run = attend(kvh, lo, hi, lid);
+    let run = attend(h, kvh, lo, hi, hi == pos + 1u, lid);
     // The first key group holds the values (see `attend`), pair lid a lane.
     let lanes = value_lanes();
     // The only run: the output itself (the combine does not run).
