@@ -7,9 +7,9 @@
 // `attention_combine` rescales the runs to their common maximum and adds them up (a
 // context of ONE_RUN_BLOCKS blocks or fewer is one run, which writes the output itself,
 // and the combine does not run). Each workgroup stages the step's own key and value
-// rows, rounded as the cache holds them, and reads the key at the step's position
-// from there (a select between two loads in flight together, not a branch); the
-// workgroup whose run ends there also stores them in the caches.
+// rows, rounded as the cache holds them, while its first block's loads are in flight,
+// and takes the key and value at the step's position from there (a select, not a
+// branch); the workgroup whose run ends there also stores them in the caches.
 //
 // A longer step (`attention`: one workgroup per query head and tile of tokens) reads
 // past positions from the caches and its own rows from its inputs, rounded as the
@@ -262,6 +262,7 @@ fn attend(h: u32, kvh: u32, lo: u32, hi: u32, stores: bool, lid: u32) -> Run {
         // Keys past the run's last are scored again (branch-free loads) and dropped.
         let j = min(j0 + lid / KEY_LANES, last);
         let pairs = key_pairs(j, kvh, lid % KEY_LANES);
+        // The step's own rows join the first block's round of loads.
         if j0 == lo {
             stage_own_rows(h, kvh, stores, lid);
             workgroupBarrier();

@@ -99,10 +99,11 @@ pub struct LoadReport {
     pub device_ms: f64,
     /// Building the session: weights to their buffers, pipelines, the KV cache.
     pub session_ms: f64,
-    /// The first one-token step and its logits: on a GPU, the weights cross from their
-    /// staging memory to the device's in this step's submission.
+    /// The first one-token step and its logits (on a GPU, after the last weights'
+    /// copies from their staging buffers).
     pub first_step_ms: f64,
-    /// Of `session_ms` on a GPU: weights copied into their mapped buffers.
+    /// Of `session_ms` on a GPU: weights copied into staging buffers, and waits for a
+    /// staging buffer's copy to the device.
     pub weights_ms: Option<f64>,
     /// Of `session_ms` on a GPU: shader modules and pipelines built.
     pub pipelines_ms: Option<f64>,
