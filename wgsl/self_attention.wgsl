@@ -141,8 +141,8 @@ fn head_pairs(j: u32, kvh: u32) -> u32 {
     return (cache_row(j) + kvh * HEAD_DIM) / 2u;
 }
 
-// Pairs of a key's row each of its KEY_LANES invocations takes (8 for heads of 64, 16
-// for 128).
+// Pairs of a key's row each of its KEY_LANES invocations takes: at most MAX_LANE_PAIRS
+// (heads of 256), `lane_pairs()` for this head (8 for heads of 64, 16 for 128).
 const MAX_LANE_PAIRS: u32 = MAX_HEAD_DIM / 2u / KEY_LANES;
 
 fn lane_pairs() -> u32 {
